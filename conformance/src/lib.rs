@@ -1,0 +1,1 @@
+//! Helpers for the conformance tests: bundles, the binary under test, cleanup.

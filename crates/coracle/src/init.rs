@@ -1,0 +1,1 @@
+//! What the container process does between clone and execve. (Stub.)

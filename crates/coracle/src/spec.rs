@@ -1,0 +1,303 @@
+//! Loading `config.json` and converting it, once, into a checked [`Config`].
+//!
+//! Every check that can reject a bundle runs here, before `create` has any side effect.
+
+use std::ffi::CString;
+use std::path::{Path, PathBuf};
+
+use oci_spec::runtime::Spec;
+
+use crate::capabilities::{Capabilities, CapsError};
+use crate::namespaces::{NamespaceError, Namespaces};
+use crate::rlimits::{RlimitError, Rlimits};
+use crate::rootfs::{RootfsError, RootfsPlan};
+use crate::user::{User, UserError};
+
+/// Errors found while loading or checking a bundle.
+#[derive(Debug, thiserror::Error)]
+pub enum SpecError {
+    /// config.json could not be read.
+    #[error("read {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// config.json is not a valid OCI runtime config.
+    #[error("parse {path}: {source}")]
+    Parse {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: serde_json::Error,
+    },
+    /// `ociVersion` is not one this runtime supports.
+    #[error("ociVersion {0:?} is not supported (1.0.x to 1.3.x)")]
+    Version(String),
+    /// A field is missing or has a value the runtime cannot accept.
+    #[error("{field}: {reason}")]
+    Invalid {
+        /// The JSON path of the field, e.g. `process.cwd`.
+        field: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// The root filesystem path does not exist.
+    #[error("root.path {path}: {source}")]
+    Rootfs {
+        /// The path, as resolved against the bundle.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The namespaces are invalid.
+    #[error(transparent)]
+    Namespaces(#[from] NamespaceError),
+    /// The mounts or filesystem settings are invalid.
+    #[error(transparent)]
+    Mounts(#[from] RootfsError),
+    /// `process.user` is invalid.
+    #[error(transparent)]
+    User(#[from] UserError),
+    /// `process.capabilities` is invalid.
+    #[error(transparent)]
+    Capabilities(#[from] CapsError),
+    /// `process.rlimits` is invalid.
+    #[error(transparent)]
+    Rlimits(#[from] RlimitError),
+}
+
+fn invalid(field: impl Into<String>, reason: impl Into<String>) -> SpecError {
+    SpecError::Invalid {
+        field: field.into(),
+        reason: reason.into(),
+    }
+}
+
+/// `process`, checked: what the container's first process runs and as whom.
+#[derive(Debug, Clone)]
+pub struct ProcessConfig {
+    /// `args`, non-empty, as C strings.
+    pub args: Vec<CString>,
+    /// `env` as C strings (`KEY=value`).
+    pub env: Vec<CString>,
+    /// `cwd`, absolute.
+    pub cwd: PathBuf,
+    /// `terminal`.
+    pub terminal: bool,
+    /// `user`.
+    pub user: User,
+    /// `capabilities`.
+    pub capabilities: Capabilities,
+    /// `rlimits`.
+    pub rlimits: Rlimits,
+    /// `noNewPrivileges`.
+    pub no_new_privileges: bool,
+    /// `oomScoreAdj`.
+    pub oom_score_adj: Option<i32>,
+}
+
+impl ProcessConfig {
+    /// Checks an OCI `process` object (from config.json, or process.json for `exec`).
+    pub fn from_spec(process: &oci_spec::runtime::Process) -> Result<Self, SpecError> {
+        let args = process.args().clone().unwrap_or_default();
+        if args.is_empty() {
+            return Err(invalid("process.args", "must name a program to run"));
+        }
+        let args = to_cstrings("process.args", &args)?;
+        let env = process.env().clone().unwrap_or_default();
+        for (i, e) in env.iter().enumerate() {
+            if !e.contains('=') || e.starts_with('=') {
+                return Err(invalid(
+                    format!("process.env[{i}]"),
+                    format!("{e:?} is not KEY=value"),
+                ));
+            }
+        }
+        let env = to_cstrings("process.env", &env)?;
+        let cwd = process.cwd().clone();
+        if !cwd.is_absolute() {
+            return Err(invalid(
+                "process.cwd",
+                format!("{} is not an absolute path", cwd.display()),
+            ));
+        }
+        if let Some(adj) = process.oom_score_adj() {
+            if !(-1000..=1000).contains(&adj) {
+                return Err(invalid(
+                    "process.oomScoreAdj",
+                    format!("{adj} is outside -1000..1000"),
+                ));
+            }
+        }
+        Ok(Self {
+            args,
+            env,
+            cwd,
+            terminal: process.terminal().unwrap_or(false),
+            user: User::from_spec(process)?,
+            capabilities: Capabilities::from_spec(process)?,
+            rlimits: Rlimits::from_spec(process)?,
+            no_new_privileges: process.no_new_privileges().unwrap_or(false),
+            oom_score_adj: process.oom_score_adj(),
+        })
+    }
+}
+
+fn to_cstrings(field: &str, items: &[String]) -> Result<Vec<CString>, SpecError> {
+    items
+        .iter()
+        .enumerate()
+        .map(|(i, s)| {
+            CString::new(s.as_bytes())
+                .map_err(|_| invalid(format!("{field}[{i}]"), "contains a NUL byte"))
+        })
+        .collect()
+}
+
+/// A bundle's `config.json`, checked and converted into what the runtime acts on.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The bundle directory, absolute.
+    pub bundle: PathBuf,
+    /// The root filesystem, absolute and canonical.
+    pub rootfs: PathBuf,
+    /// The spec as read, for hooks, annotations and the state.
+    pub spec: Spec,
+    /// The first process.
+    pub process: ProcessConfig,
+    /// Namespaces to create or join, id mappings, time offsets.
+    pub namespaces: Namespaces,
+    /// Mounts, devices, masked and read-only paths.
+    pub rootfs_plan: RootfsPlan,
+    /// `linux.cgroupsPath`.
+    pub cgroups_path: Option<PathBuf>,
+    /// `hostname`.
+    pub hostname: Option<String>,
+    /// `domainname`.
+    pub domainname: Option<String>,
+    /// `linux.sysctl`, sorted by key.
+    pub sysctl: Vec<(String, String)>,
+}
+
+impl Config {
+    /// Reads `<bundle>/config.json` and checks it.
+    pub fn load(bundle: &Path) -> Result<Self, SpecError> {
+        let bundle = std::path::absolute(bundle).map_err(|source| SpecError::Read {
+            path: bundle.to_path_buf(),
+            source,
+        })?;
+        let path = bundle.join("config.json");
+        let text = std::fs::read(&path).map_err(|source| SpecError::Read {
+            path: path.clone(),
+            source,
+        })?;
+        let spec: Spec =
+            serde_json::from_slice(&text).map_err(|source| SpecError::Parse { path, source })?;
+        Self::from_spec(spec, &bundle)
+    }
+
+    /// Checks `spec`, whose relative paths are relative to `bundle`.
+    pub fn from_spec(spec: Spec, bundle: &Path) -> Result<Self, SpecError> {
+        check_version(spec.version())?;
+        let root = spec
+            .root()
+            .as_ref()
+            .ok_or_else(|| invalid("root", "is missing"))?;
+        let root_path = bundle.join(root.path());
+        let rootfs = std::fs::canonicalize(&root_path).map_err(|source| SpecError::Rootfs {
+            path: root_path.clone(),
+            source,
+        })?;
+        if !rootfs.is_dir() {
+            return Err(invalid(
+                "root.path",
+                format!("{} is not a directory", rootfs.display()),
+            ));
+        }
+        let process = spec
+            .process()
+            .as_ref()
+            .ok_or_else(|| invalid("process", "is missing"))?;
+        let process = ProcessConfig::from_spec(process)?;
+        let linux = spec
+            .linux()
+            .as_ref()
+            .ok_or_else(|| invalid("linux", "is missing"))?;
+        let namespaces = Namespaces::from_spec(linux)?;
+        let hostname = spec.hostname().clone().filter(|h| !h.is_empty());
+        let domainname = spec.domainname().clone().filter(|h| !h.is_empty());
+        if (hostname.is_some() || domainname.is_some()) && !namespaces.creates_uts() {
+            return Err(invalid("hostname", "needs a new uts namespace"));
+        }
+        let mut sysctl: Vec<(String, String)> = linux
+            .sysctl()
+            .clone()
+            .unwrap_or_default()
+            .into_iter()
+            .collect();
+        sysctl.sort();
+        for (key, _) in &sysctl {
+            if key.is_empty() || key.contains("..") || key.starts_with(['/', '.']) {
+                return Err(invalid(
+                    format!("linux.sysctl[{key:?}]"),
+                    "is not a sysctl name",
+                ));
+            }
+        }
+        let cgroups_path = linux.cgroups_path().clone();
+        if let Some(p) = &cgroups_path {
+            if p.components()
+                .any(|c| matches!(c, std::path::Component::ParentDir))
+            {
+                return Err(invalid(
+                    "linux.cgroupsPath",
+                    format!("{} contains ..", p.display()),
+                ));
+            }
+        }
+        let rootfs_plan = RootfsPlan::from_spec(&spec, &rootfs)?;
+        Ok(Self {
+            bundle: bundle.to_path_buf(),
+            rootfs,
+            process,
+            namespaces,
+            rootfs_plan,
+            cgroups_path,
+            hostname,
+            domainname,
+            sysctl,
+            spec,
+        })
+    }
+}
+
+/// Accepts 1.0.x through 1.3.x (with pre-release suffixes such as `1.0.2-dev`).
+fn check_version(version: &str) -> Result<(), SpecError> {
+    let mut parts = version.split(['.', '-', '+']);
+    let major = parts.next().and_then(|p| p.parse::<u32>().ok());
+    let minor = parts.next().and_then(|p| p.parse::<u32>().ok());
+    match (major, minor) {
+        (Some(1), Some(0..=3)) => Ok(()),
+        _ => Err(SpecError::Version(version.to_string())),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn versions() {
+        for ok in ["1.0.0", "1.0.2-dev", "1.1.0", "1.2.1", "1.3.0"] {
+            assert!(check_version(ok).is_ok(), "{ok}");
+        }
+        for bad in ["", "2.0.0", "1.4.0", "0.9", "x"] {
+            assert!(check_version(bad).is_err(), "{bad}");
+        }
+    }
+}

@@ -1,0 +1,1 @@
+//! The parent/child protocol over a socketpair. (Stub.)

@@ -1,0 +1,2 @@
+//! The `coracle` binary: runc's command line over the coracle library.
+fn main() {}
