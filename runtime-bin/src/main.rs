@@ -1,2 +1,367 @@
-//! The `coracle` binary: runc's command line over the coracle library.
-fn main() {}
+//! The `coracle` binary: runc's command line over the coracle library. Argument parsing and
+//! output only; every container operation is a library call.
+
+mod log;
+mod spec_template;
+
+use std::io::Write;
+use std::os::fd::AsFd;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::str::FromStr;
+
+use clap::{Args, Parser, Subcommand};
+use coracle::{Container, CreateOptions, State};
+use nix::sys::signal::{SigSet, Signal};
+
+/// An error of the CLI: what failed and why, printed as `coracle: <what>: <why>`.
+#[derive(Debug)]
+struct CliError(String);
+
+impl<E: std::error::Error> From<E> for CliError {
+    fn from(e: E) -> Self {
+        CliError(chain(&e))
+    }
+}
+
+/// An error and its sources joined by ": " (skipping a source already in the text).
+fn chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut cur = e.source();
+    while let Some(s) = cur {
+        let more = s.to_string();
+        if !text.contains(&more) {
+            text.push_str(": ");
+            text.push_str(&more);
+        }
+        cur = s.source();
+    }
+    text
+}
+
+type Result<T> = std::result::Result<T, CliError>;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "coracle",
+    disable_version_flag = true,
+    about = "An OCI container runtime"
+)]
+struct Cli {
+    /// Root directory for container state.
+    #[arg(long, global = true, default_value = "/run/coracle")]
+    root: PathBuf,
+    /// Log file (default: stderr).
+    #[arg(long, global = true)]
+    log: Option<PathBuf>,
+    /// Log format: text or json.
+    #[arg(long = "log-format", global = true, default_value = "text", value_parser = ["text", "json"])]
+    log_format: String,
+    /// Debug logging.
+    #[arg(long, global = true)]
+    debug: bool,
+    /// Use the systemd cgroup driver.
+    #[arg(long = "systemd-cgroup", global = true)]
+    systemd_cgroup: bool,
+    /// Rootless mode (true, false, auto); with `spec`: write a rootless config.
+    #[arg(long, global = true, num_args = 0..=1, default_missing_value = "true")]
+    rootless: Option<String>,
+    /// Print the version.
+    #[arg(short = 'v', long)]
+    version: bool,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Args, Debug, Clone)]
+struct CreateArgs {
+    /// The bundle directory.
+    #[arg(short, long, default_value = ".")]
+    bundle: PathBuf,
+    /// File to write the init's pid to.
+    #[arg(long = "pid-file")]
+    pid_file: Option<PathBuf>,
+    /// Unix socket to send the pty master to.
+    #[arg(long = "console-socket")]
+    console_socket: Option<PathBuf>,
+    /// Do not use pivot_root.
+    #[arg(long = "no-pivot")]
+    no_pivot: bool,
+    /// Do not create a new session keyring.
+    #[arg(long = "no-new-keyring")]
+    no_new_keyring: bool,
+    /// Pass N extra fds (3 .. 3+N) to the container.
+    #[arg(long = "preserve-fds", default_value_t = 0)]
+    preserve_fds: u32,
+    /// The container id.
+    id: String,
+}
+
+impl CreateArgs {
+    fn options(&self) -> CreateOptions {
+        CreateOptions {
+            bundle: self.bundle.clone(),
+            pid_file: self.pid_file.clone(),
+            console_socket: self.console_socket.clone(),
+            no_pivot: self.no_pivot,
+            no_new_keyring: self.no_new_keyring,
+            preserve_fds: self.preserve_fds,
+        }
+    }
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Create a container (it waits for `start`).
+    Create(CreateArgs),
+    /// Start a created container.
+    Start {
+        /// The container id.
+        id: String,
+    },
+    /// Create and start a container, wait for it and delete it.
+    Run {
+        #[command(flatten)]
+        create: CreateArgs,
+        /// Return after starting.
+        #[arg(short, long)]
+        detach: bool,
+        /// Keep the container's state after it exits.
+        #[arg(long)]
+        keep: bool,
+    },
+    /// Print a container's state as JSON.
+    State {
+        /// The container id.
+        id: String,
+    },
+    /// Send a signal to a container's init (or all its processes).
+    Kill {
+        /// Signal every process in the container.
+        #[arg(short, long)]
+        all: bool,
+        /// The container id.
+        id: String,
+        /// The signal: a name (TERM, SIGTERM) or a number.
+        #[arg(default_value = "SIGTERM")]
+        signal: String,
+    },
+    /// Delete a container.
+    Delete {
+        /// Kill it first if it runs; succeed if it does not exist.
+        #[arg(short, long)]
+        force: bool,
+        /// The container id.
+        id: String,
+    },
+    /// List containers.
+    #[command(alias = "ls")]
+    List {
+        /// table or json.
+        #[arg(short, long, default_value = "table", value_parser = ["table", "json"])]
+        format: String,
+        /// Print only the ids.
+        #[arg(short, long)]
+        quiet: bool,
+    },
+    /// Write a template config.json.
+    Spec {
+        /// Where to write config.json.
+        #[arg(short, long, default_value = ".")]
+        bundle: PathBuf,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let logger = log::Logger::new(cli.log.as_deref(), &cli.log_format);
+    match run(&cli) {
+        Ok(code) => ExitCode::from(code),
+        Err(CliError(msg)) => {
+            logger.error(&msg);
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: &Cli) -> Result<u8> {
+    if cli.version {
+        println!("coracle version {}", env!("CARGO_PKG_VERSION"));
+        println!("commit: {}", env!("CORACLE_COMMIT"));
+        println!("spec: {}", coracle::OCI_VERSION);
+        return Ok(0);
+    }
+    if cli.systemd_cgroup {
+        return Err(CliError(
+            "--systemd-cgroup: the systemd cgroup driver is not supported yet".into(),
+        ));
+    }
+    let Some(command) = &cli.command else {
+        return Err(CliError("no command given (see --help)".into()));
+    };
+    let root = &cli.root;
+    match command {
+        Command::Create(args) => {
+            Container::create(&args.id, root, &args.options())?;
+        }
+        Command::Start { id } => Container::load(id, root)?.start()?,
+        Command::Run {
+            create,
+            detach,
+            keep,
+        } => return run_container(root, create, *detach, *keep),
+        Command::State { id } => print_json(&Container::load(id, root)?.state()?)?,
+        Command::Kill { all, id, signal } => {
+            let signal = parse_signal(signal)?;
+            Container::load(id, root)?.kill(signal, *all)?;
+        }
+        Command::Delete { force, id } => match Container::load(id, root) {
+            Ok(c) => c.delete(*force)?,
+            Err(coracle::Error::State(coracle::state::StateError::NotFound(_))) if *force => {}
+            Err(e) => return Err(e.into()),
+        },
+        Command::List { format, quiet } => list(root, format, *quiet)?,
+        Command::Spec { bundle } => {
+            let rootless = cli.rootless.as_deref().is_some_and(|v| v != "false");
+            spec_template::write(bundle, rootless)?
+        }
+    }
+    Ok(0)
+}
+
+fn print_json<T: serde::Serialize>(value: &T) -> Result<()> {
+    let text = serde_json::to_string_pretty(value)?;
+    println!("{text}");
+    Ok(())
+}
+
+/// Parses TERM, SIGTERM, term or 15.
+fn parse_signal(s: &str) -> Result<Signal> {
+    let bad = || CliError(format!("invalid signal {s:?}"));
+    if let Ok(n) = s.parse::<i32>() {
+        return Signal::try_from(n).map_err(|_| bad());
+    }
+    let upper = s.to_ascii_uppercase();
+    let name = if upper.starts_with("SIG") {
+        upper
+    } else {
+        format!("SIG{upper}")
+    };
+    Signal::from_str(&name).map_err(|_| bad())
+}
+
+fn list(root: &Path, format: &str, quiet: bool) -> Result<()> {
+    let mut states: Vec<State> = Vec::new();
+    for id in Container::list(root)? {
+        // A container deleted while we list is skipped.
+        if let Ok(st) = Container::load(&id, root).and_then(|c| c.state()) {
+            states.push(st);
+        }
+    }
+    let mut out = std::io::stdout().lock();
+    if quiet {
+        for st in &states {
+            writeln!(out, "{}", st.id)?;
+        }
+    } else if format == "json" {
+        writeln!(out, "{}", serde_json::to_string(&states)?)?;
+    } else {
+        let rows: Vec<[String; 6]> = states
+            .iter()
+            .map(|s| {
+                [
+                    s.id.clone(),
+                    s.pid.to_string(),
+                    s.status.to_string(),
+                    s.bundle.display().to_string(),
+                    s.created.clone(),
+                    if s.owner.is_empty() {
+                        "root".to_string()
+                    } else {
+                        s.owner.clone()
+                    },
+                ]
+            })
+            .collect();
+        let header = ["ID", "PID", "STATUS", "BUNDLE", "CREATED", "OWNER"].map(String::from);
+        let mut widths = [0usize; 6];
+        for row in std::iter::once(&header).chain(rows.iter()) {
+            for (w, cell) in widths.iter_mut().zip(row) {
+                *w = (*w).max(cell.len());
+            }
+        }
+        for row in std::iter::once(&header).chain(rows.iter()) {
+            let line: Vec<String> = row
+                .iter()
+                .zip(widths)
+                .map(|(c, w)| format!("{c:<w$}"))
+                .collect();
+            writeln!(out, "{}", line.join("   ").trim_end())?;
+        }
+    }
+    Ok(())
+}
+
+/// The signals `run` forwards to the container's init.
+const FORWARDED: [Signal; 8] = [
+    Signal::SIGHUP,
+    Signal::SIGINT,
+    Signal::SIGQUIT,
+    Signal::SIGTERM,
+    Signal::SIGUSR1,
+    Signal::SIGUSR2,
+    Signal::SIGWINCH,
+    Signal::SIGCONT,
+];
+
+/// `run`: create, start, then (unless detached) forward signals until the init exits, delete
+/// the container (unless `keep`) and return its exit status.
+fn run_container(root: &Path, args: &CreateArgs, detach: bool, keep: bool) -> Result<u8> {
+    let mut mask = SigSet::empty();
+    for s in FORWARDED {
+        mask.add(s);
+    }
+    if !detach {
+        // Blocked before the clone so none is lost; the container process unblocks them.
+        mask.thread_block()?;
+    }
+    let mut container = Container::create(&args.id, root, &args.options())?;
+    if let Err(e) = container.start() {
+        let _ = container.delete(true);
+        return Err(e.into());
+    }
+    if detach {
+        return Ok(0);
+    }
+    let sigfd =
+        nix::sys::signalfd::SignalFd::with_flags(&mask, nix::sys::signalfd::SfdFlags::SFD_CLOEXEC)?;
+    let pidfd = container
+        .pidfd()
+        .ok_or_else(|| CliError("run: lost the container's pidfd".into()))?
+        .try_clone_to_owned()?;
+    loop {
+        let mut fds = [
+            nix::poll::PollFd::new(pidfd.as_fd(), nix::poll::PollFlags::POLLIN),
+            nix::poll::PollFd::new(sigfd.as_fd(), nix::poll::PollFlags::POLLIN),
+        ];
+        match nix::poll::poll(&mut fds, nix::poll::PollTimeout::NONE) {
+            Err(nix::Error::EINTR) => continue,
+            Err(e) => return Err(e.into()),
+            Ok(_) => {}
+        }
+        if fds[0].revents().is_some_and(|r| !r.is_empty()) {
+            break;
+        }
+        if let Ok(Some(info)) = sigfd.read_signal() {
+            if let Ok(sig) = Signal::try_from(i32::try_from(info.ssi_signo).unwrap_or(0)) {
+                // The init may be exiting right now: a failed forward is not an error.
+                let _ = container.kill(sig, false);
+            }
+        }
+    }
+    let status = container.wait()?;
+    if !keep {
+        container.delete(true)?;
+    }
+    Ok(u8::try_from(status & 0xff).unwrap_or(255))
+}

@@ -1,56 +1,521 @@
-//! The container lifecycle. (Stub.)
+//! The container lifecycle: create, start, kill, delete, state, wait.
 
+use std::fs::File;
+use std::io::Read;
+use std::os::fd::{AsFd, OwnedFd};
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
-use crate::state::State;
+use nix::sys::signal::Signal;
+use oci_spec::runtime::LinuxNamespaceType;
+
+use crate::cgroups::Cgroup;
+use crate::init::{self, InitArgs};
+use crate::namespaces::{clone_flag, render_mappings};
+use crate::spec::Config;
+use crate::state::{self, ContainerDir, Record, State, Status};
+use crate::sync::{self, ExpectError, Message};
+use crate::sys::process::{self as sysproc, CloneResult};
+use crate::Error;
+
+/// How long `create` waits for the container process to set itself up.
+const SETUP_TIMEOUT: Duration = Duration::from_secs(120);
+/// How long `delete` waits for killed processes to go.
+const KILL_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Errors of lifecycle operations.
 #[derive(Debug, thiserror::Error)]
 pub enum ContainerError {
-    /// Not yet written.
-    #[error("not implemented")]
-    Todo,
+    /// The operation is not allowed in the container's current status.
+    #[error("container {id} is {status}: cannot {op}")]
+    WrongStatus {
+        /// The container.
+        id: String,
+        /// Its status.
+        status: Status,
+        /// What was asked.
+        op: &'static str,
+    },
+    /// A system call of the runtime failed.
+    #[error("{op}: {source}")]
+    Sys {
+        /// What was done.
+        op: String,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The container process failed to set itself up.
+    #[error("container init: {0}")]
+    Init(String),
+    /// The parent/child protocol failed.
+    #[error("container init: {0}")]
+    Sync(#[from] sync::SyncError),
+    /// The container process exited before `start` released it.
+    #[error("container {0}: init exited before start")]
+    InitDied(String),
+    /// A feature the config asks for that this runtime does not offer yet.
+    #[error("{0}: not supported yet")]
+    Unsupported(&'static str),
 }
 
-/// Options of [`Container::create`].
+fn sys_err(op: impl Into<String>) -> impl FnOnce(std::io::Error) -> ContainerError {
+    let op = op.into();
+    move |source| ContainerError::Sys { op, source }
+}
+
+fn nix_err(op: impl Into<String>) -> impl FnOnce(nix::Error) -> ContainerError {
+    let op = op.into();
+    move |e| ContainerError::Sys {
+        op,
+        source: e.into(),
+    }
+}
+
+/// Options of [`Container::create`] (runc's `create` flags).
 #[derive(Debug, Clone, Default)]
 pub struct CreateOptions {
-    /// The bundle directory.
+    /// The bundle directory (holding config.json).
     pub bundle: PathBuf,
+    /// Where to write the init's pid (`--pid-file`).
+    pub pid_file: Option<PathBuf>,
+    /// A unix socket to send the pty master to (`--console-socket`).
+    pub console_socket: Option<PathBuf>,
+    /// Use MS_MOVE + chroot instead of pivot_root (`--no-pivot`).
+    pub no_pivot: bool,
+    /// Do not make a new session keyring (`--no-new-keyring`).
+    pub no_new_keyring: bool,
+    /// Pass fds 3 .. 3+N to the container (`--preserve-fds`).
+    pub preserve_fds: u32,
 }
 
 impl CreateOptions {
-    /// Options for `bundle`.
+    /// Options for `bundle`, everything else default.
     pub fn new(bundle: impl Into<PathBuf>) -> Self {
         Self {
             bundle: bundle.into(),
+            ..Self::default()
         }
     }
 }
 
-/// A container in a state directory.
+/// A container in a state directory. Holding this value holds the container's lock.
 #[derive(Debug)]
-pub struct Container {}
+pub struct Container {
+    dir: ContainerDir,
+    record: Record,
+    /// A pidfd of the init, when this process created it (it is then our child).
+    pidfd: Option<OwnedFd>,
+}
+
+/// Undoes a half-made container when `create` fails at any step.
+struct CreateGuard {
+    dir: Option<ContainerDir>,
+    cgroup: Option<Cgroup>,
+    child: Option<OwnedFd>,
+}
+
+impl Drop for CreateGuard {
+    fn drop(&mut self) {
+        // Errors are deliberately swallowed: we are already failing with the first error.
+        if let Some(pidfd) = self.child.take() {
+            let _ = sysproc::pidfd_send_signal(pidfd.as_fd(), libc::SIGKILL);
+            let _ = sysproc::pidfd_wait(pidfd.as_fd(), false);
+        }
+        if let Some(cg) = self.cgroup.take() {
+            let _ = cg.destroy();
+        }
+        if let Some(dir) = self.dir.take() {
+            let _ = dir.remove();
+        }
+    }
+}
+
+/// Changes a "for children" namespace of the calling process for one clone, and puts the old
+/// one back when dropped, so that an embedding program is left as it was.
+struct ForChildren {
+    saved: Vec<(File, nix::sched::CloneFlags)>,
+}
+
+impl ForChildren {
+    fn prepare(config: &Config) -> Result<Self, ContainerError> {
+        let ns = &config.namespaces;
+        let mut me = Self { saved: Vec::new() };
+        for (kind, file) in [
+            (LinuxNamespaceType::Pid, "pid"),
+            (LinuxNamespaceType::Time, "time"),
+        ] {
+            let joined = ns.joined(kind).and_then(|n| n.join.as_ref());
+            let new_time = kind == LinuxNamespaceType::Time && ns.creates(kind);
+            if joined.is_none() && !new_time {
+                continue;
+            }
+            let own = format!("/proc/self/ns/{file}_for_children");
+            let saved = File::open(&own).map_err(sys_err(format!("open {own}")))?;
+            me.saved.push((saved, clone_flag(kind)));
+            if let Some((path, f)) = joined {
+                nix::sched::setns(f.as_fd(), clone_flag(kind))
+                    .map_err(nix_err(format!("setns {kind} {}", path.display())))?;
+            } else {
+                nix::sched::unshare(clone_flag(kind)).map_err(nix_err("unshare time namespace"))?;
+                std::fs::write("/proc/self/timens_offsets", &ns.time_offsets).map_err(sys_err(
+                    "linux.timeOffsets: write /proc/self/timens_offsets",
+                ))?;
+            }
+        }
+        Ok(me)
+    }
+}
+
+impl Drop for ForChildren {
+    fn drop(&mut self) {
+        for (file, flag) in self.saved.drain(..).rev() {
+            // Deliberately swallowed: nothing sensible to do if the old namespace is gone.
+            let _ = nix::sched::setns(file.as_fd(), flag);
+        }
+    }
+}
 
 impl Container {
-    /// Creates.
-    pub fn create(_id: &str, _root: &Path, _opts: &CreateOptions) -> Result<Self, crate::Error> {
-        Err(ContainerError::Todo.into())
+    /// Creates the container `id` in the state root `root` from `opts.bundle`: checks the
+    /// bundle, makes the state directory and the cgroup, clones the container process, and
+    /// returns once it waits for [`Container::start`]. On any error nothing is left behind.
+    pub fn create(id: &str, root: &Path, opts: &CreateOptions) -> Result<Self, Error> {
+        state::check_id(id)?;
+        let config = Config::load(&opts.bundle)?;
+        if config.process.terminal {
+            return Err(ContainerError::Unsupported("process.terminal").into());
+        }
+        let mut cgroup = Cgroup::resolve(config.cgroups_path.as_deref(), id)?;
+        let dir = ContainerDir::create(root, id)?;
+        let mut guard = CreateGuard {
+            dir: Some(dir),
+            cgroup: None,
+            child: None,
+        };
+        let mut record = Record {
+            state: State {
+                oci_version: config.spec.version().clone(),
+                id: id.to_string(),
+                pid: 0,
+                status: Status::Creating,
+                bundle: config.bundle.clone(),
+                rootfs: config.rootfs.clone(),
+                created: state::now_rfc3339(),
+                owner: String::new(),
+                annotations: config.spec.annotations().clone().unwrap_or_default(),
+            },
+            init_start_time: 0,
+            cgroup: cgroup.clone(),
+            started: false,
+        };
+        let dir = guard
+            .dir
+            .as_ref()
+            .ok_or(ContainerError::Unsupported("state"))?;
+        dir.write(&record)?;
+        let fifo = make_fifo(&dir.fifo_path())?;
+        cgroup.create()?;
+        guard.cgroup = Some(cgroup.clone());
+        record.cgroup = cgroup.clone();
+
+        let (parent_end, child_end) = sync::pair().map_err(ContainerError::from)?;
+        let clone_target = cgroup.clone_target();
+        let for_children = ForChildren::prepare(&config)?;
+        let flags = u64::from(config.namespaces.clone_flags().bits().cast_unsigned());
+        // SAFETY: the runtime is single-threaded (documented requirement of `create`); the child
+        // runs `init::run` and leaves with `_exit`, never returning into our caller.
+        let cloned = unsafe { sysproc::clone3(flags, clone_target.as_ref().map(|f| f.as_fd())) };
+        let (pid, pidfd) = match cloned.map_err(sys_err("clone3"))? {
+            CloneResult::Child => {
+                drop(parent_end);
+                let args = InitArgs {
+                    config: &config,
+                    fifo: fifo.as_fd(),
+                    no_pivot: opts.no_pivot,
+                    preserve_fds: opts.preserve_fds,
+                };
+                let code = init::run(args, child_end);
+                sysproc::exit_now(code)
+            }
+            CloneResult::Parent { pid, pidfd } => (pid, pidfd),
+        };
+        drop(for_children);
+        drop(child_end);
+        drop(fifo);
+        guard.child = Some(pidfd);
+
+        if config.namespaces.creates(LinuxNamespaceType::User) {
+            write_id_maps(pid, &config)?;
+        }
+        if clone_target.is_none() {
+            cgroup.add_pid(pid)?;
+        }
+        parent_end
+            .send(&Message::Go)
+            .map_err(ContainerError::from)?;
+        match parent_end.expect(&Message::Ready, Some(SETUP_TIMEOUT)) {
+            Ok(()) => {}
+            Err(ExpectError::Remote(text)) => return Err(ContainerError::Init(text).into()),
+            Err(ExpectError::Sync(e)) => return Err(ContainerError::from(e).into()),
+        }
+        let (_, start_time) =
+            state::proc_stat(pid).ok_or_else(|| ContainerError::InitDied(id.to_string()))?;
+        record.state.pid = pid;
+        record.state.status = Status::Created;
+        record.init_start_time = start_time;
+        if let Some(pid_file) = &opts.pid_file {
+            write_pid_file(pid_file, pid)?;
+        }
+        let dir = guard
+            .dir
+            .as_ref()
+            .ok_or(ContainerError::Unsupported("state"))?;
+        dir.write(&record)?;
+        // Success: disarm the guard.
+        let pidfd = guard.child.take();
+        guard.cgroup = None;
+        let dir = guard
+            .dir
+            .take()
+            .ok_or(ContainerError::Unsupported("state"))?;
+        Ok(Self { dir, record, pidfd })
     }
-    /// State.
-    pub fn state(&self) -> Result<State, crate::Error> {
-        Err(ContainerError::Todo.into())
+
+    /// Opens the existing container `id` under `root` (and takes its lock).
+    pub fn load(id: &str, root: &Path) -> Result<Self, Error> {
+        let dir = ContainerDir::open(root, id)?;
+        let record = dir.read()?;
+        Ok(Self {
+            dir,
+            record,
+            pidfd: None,
+        })
     }
-    /// Start.
-    pub fn start(&self) -> Result<(), crate::Error> {
-        Err(ContainerError::Todo.into())
+
+    /// The ids of every container under `root`.
+    pub fn list(root: &Path) -> Result<Vec<String>, Error> {
+        Ok(state::list_ids(root)?)
     }
-    /// Wait.
-    pub fn wait(&self) -> Result<i32, crate::Error> {
-        Err(ContainerError::Todo.into())
+
+    /// The container id.
+    pub fn id(&self) -> &str {
+        self.dir.id()
     }
-    /// Delete.
-    pub fn delete(&self, _force: bool) -> Result<(), crate::Error> {
-        Err(ContainerError::Todo.into())
+
+    /// The status, derived from facts (see [`ContainerDir::status`]).
+    pub fn status(&self) -> Status {
+        self.dir.status(&self.record)
     }
+
+    /// The OCI state, with the status derived from facts.
+    pub fn state(&self) -> Result<State, Error> {
+        let mut st = self.record.state.clone();
+        st.status = self.status();
+        if st.status == Status::Stopped {
+            st.pid = 0;
+        }
+        Ok(st)
+    }
+
+    /// The container's cgroup.
+    pub fn cgroup(&self) -> &Cgroup {
+        &self.record.cgroup
+    }
+
+    fn wrong(&self, status: Status, op: &'static str) -> Error {
+        ContainerError::WrongStatus {
+            id: self.id().to_string(),
+            status,
+            op,
+        }
+        .into()
+    }
+
+    /// A pidfd of the init, checked to be the process this container started.
+    fn init_pidfd(&self) -> Result<OwnedFd, Error> {
+        if let Some(fd) = &self.pidfd {
+            return Ok(fd.try_clone().map_err(sys_err("dup pidfd"))?);
+        }
+        let pid = self.record.state.pid;
+        let fd = sysproc::pidfd_open(pid).map_err(sys_err(format!("pidfd_open {pid}")))?;
+        // The pid could have been reused between our read of state and pidfd_open.
+        if !state::init_alive(pid, self.record.init_start_time) {
+            return Err(self.wrong(Status::Stopped, "signal it"));
+        }
+        Ok(fd)
+    }
+
+    /// Releases a created container to exec its program (opens the exec FIFO). Never hangs on
+    /// a dead init: the init's pidfd is polled together with the FIFO.
+    pub fn start(&mut self) -> Result<(), Error> {
+        let status = self.status();
+        if status != Status::Created {
+            return Err(self.wrong(status, "start it"));
+        }
+        let fifo_path = self.dir.fifo_path();
+        let mut fifo = std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NONBLOCK | libc::O_CLOEXEC)
+            .open(&fifo_path)
+            .map_err(sys_err(format!("open {}", fifo_path.display())))?;
+        let pidfd = self.init_pidfd()?;
+        loop {
+            let mut fds = [
+                nix::poll::PollFd::new(fifo.as_fd(), nix::poll::PollFlags::POLLIN),
+                nix::poll::PollFd::new(pidfd.as_fd(), nix::poll::PollFlags::POLLIN),
+            ];
+            match nix::poll::poll(&mut fds, nix::poll::PollTimeout::NONE) {
+                Err(nix::Error::EINTR) => continue,
+                Err(e) => return Err(nix_err("poll exec fifo")(e).into()),
+                Ok(_) => {}
+            }
+            let ready: Vec<bool> = fds
+                .iter()
+                .map(|f| f.revents().is_some_and(|r| !r.is_empty()))
+                .collect();
+            if ready[0] {
+                let mut byte = [0u8; 1];
+                match fifo.read(&mut byte) {
+                    Ok(1) => break,
+                    Ok(_) => return Err(ContainerError::InitDied(self.id().to_string()).into()),
+                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+                    Err(e) => return Err(sys_err("read exec fifo")(e).into()),
+                }
+            }
+            if ready[1] {
+                return Err(ContainerError::InitDied(self.id().to_string()).into());
+            }
+        }
+        std::fs::remove_file(&fifo_path)
+            .map_err(sys_err(format!("remove {}", fifo_path.display())))?;
+        self.record.started = true;
+        self.record.state.status = Status::Running;
+        self.dir.write(&self.record)?;
+        Ok(())
+    }
+
+    /// Sends `signal` to the init, or with `all` to every process in the container's cgroup.
+    pub fn kill(&self, signal: Signal, all: bool) -> Result<(), Error> {
+        let status = self.status();
+        if matches!(status, Status::Stopped | Status::Creating) && !all {
+            return Err(self.wrong(status, "signal it"));
+        }
+        if all {
+            for pid in self.record.cgroup.pids()? {
+                // A process may exit between listing and signalling: ignore ESRCH.
+                match nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), signal) {
+                    Ok(()) | Err(nix::Error::ESRCH) => {}
+                    Err(e) => return Err(nix_err(format!("kill {pid}"))(e).into()),
+                }
+            }
+            return Ok(());
+        }
+        let pidfd = self.init_pidfd()?;
+        sysproc::pidfd_send_signal(pidfd.as_fd(), signal as i32)
+            .map_err(|e| sys_err(format!("signal {signal} to {}", self.record.state.pid))(e).into())
+    }
+
+    /// Waits for the init to exit and returns its exit status (the code, or 128 + signal).
+    /// Only for the process that created the container (the init is its child).
+    pub fn wait(&self) -> Result<i32, Error> {
+        let pidfd = self
+            .pidfd
+            .as_ref()
+            .ok_or(ContainerError::Unsupported("wait without being the parent"))?;
+        let status = sysproc::pidfd_wait(pidfd.as_fd(), false).map_err(sys_err("waitid"))?;
+        Ok(status.unwrap_or(0))
+    }
+
+    /// A pidfd of the init (for an event loop that waits for it and forwards signals).
+    pub fn pidfd(&self) -> Option<std::os::fd::BorrowedFd<'_>> {
+        self.pidfd.as_ref().map(|f| f.as_fd())
+    }
+
+    /// Deletes the container: its processes (which must be stopped, or it must be only
+    /// created, unless `force`), its cgroup and its state directory.
+    pub fn delete(self, force: bool) -> Result<(), Error> {
+        let status = self.status();
+        match status {
+            Status::Stopped | Status::Created | Status::Creating => {}
+            Status::Running | Status::Paused if force => {}
+            _ => return Err(self.wrong(status, "delete it (not stopped; use --force)")),
+        }
+        if status != Status::Stopped {
+            if let Ok(pidfd) = self.init_pidfd() {
+                let _ = sysproc::pidfd_send_signal(pidfd.as_fd(), libc::SIGKILL);
+                wait_exit(&pidfd);
+            }
+        }
+        let cgroup = &self.record.cgroup;
+        let deadline = Instant::now() + KILL_TIMEOUT;
+        loop {
+            let pids = cgroup.pids().unwrap_or_default();
+            if pids.is_empty() || Instant::now() > deadline {
+                break;
+            }
+            for pid in pids {
+                let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), Signal::SIGKILL);
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        cgroup.destroy()?;
+        self.dir.remove()?;
+        Ok(())
+    }
+}
+
+/// Polls a pidfd until the process has exited (or [`KILL_TIMEOUT`]).
+fn wait_exit(pidfd: &OwnedFd) {
+    let mut fds = [nix::poll::PollFd::new(
+        pidfd.as_fd(),
+        nix::poll::PollFlags::POLLIN,
+    )];
+    let ms = u16::try_from(KILL_TIMEOUT.as_millis()).unwrap_or(u16::MAX);
+    let _ = nix::poll::poll(&mut fds, nix::poll::PollTimeout::from(ms));
+}
+
+/// Makes the exec FIFO (mode 0622, so a container user of any uid can write it) and opens an
+/// `O_PATH` fd of it for the container process.
+fn make_fifo(path: &Path) -> Result<OwnedFd, ContainerError> {
+    nix::unistd::mkfifo(path, nix::sys::stat::Mode::from_bits_truncate(0o622))
+        .map_err(nix_err(format!("mkfifo {}", path.display())))?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o622))
+        .map_err(sys_err(format!("chmod {}", path.display())))?;
+    let f = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_PATH | libc::O_CLOEXEC)
+        .open(path)
+        .map_err(sys_err(format!("open {}", path.display())))?;
+    Ok(f.into())
+}
+
+fn write_id_maps(pid: i32, config: &Config) -> Result<(), ContainerError> {
+    let ns = &config.namespaces;
+    for (file, maps) in [("uid_map", &ns.uid_mappings), ("gid_map", &ns.gid_mappings)] {
+        let path = format!("/proc/{pid}/{file}");
+        std::fs::write(&path, render_mappings(maps)).map_err(sys_err(format!(
+            "linux.{}: write {path}",
+            if file == "uid_map" {
+                "uidMappings"
+            } else {
+                "gidMappings"
+            }
+        )))?;
+    }
+    Ok(())
+}
+
+/// Writes the pid file atomically (temporary file + rename), as runc does.
+fn write_pid_file(path: &Path, pid: i32) -> Result<(), ContainerError> {
+    let path =
+        std::path::absolute(path).map_err(sys_err(format!("--pid-file {}", path.display())))?;
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let tmp = path.with_file_name(format!(".{name}.tmp"));
+    std::fs::write(&tmp, pid.to_string()).map_err(sys_err(format!("write {}", tmp.display())))?;
+    std::fs::rename(&tmp, &path).map_err(sys_err(format!("rename {}", path.display())))
 }

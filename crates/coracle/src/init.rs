@@ -1,1 +1,268 @@
-//! What the container process does between clone and execve. (Stub.)
+//! What the container process does between clone and execve, as a numbered list of steps.
+//!
+//! The process is a copy of the (single-threaded) runtime: it only executes the plan the parent
+//! checked ([`Config`]), reports failure over the sync channel until it is [`Message::Ready`],
+//! then blocks on the exec FIFO until `start` and execs the user's program.
+
+use std::ffi::{CStr, CString};
+use std::io::Write;
+use std::os::fd::{AsRawFd, BorrowedFd};
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use oci_spec::runtime::LinuxNamespaceType;
+
+use crate::rootfs::{self, RootfsError, SetupOptions};
+use crate::spec::{Config, ProcessConfig};
+use crate::sync::{Channel, ExpectError, Message, SyncError};
+use crate::sys;
+use crate::user::{self, UserError};
+
+/// Errors of the container process's set-up.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum InitError {
+    #[error(transparent)]
+    Sync(#[from] SyncError),
+    #[error("parent: {0}")]
+    Parent(String),
+    #[error(transparent)]
+    Namespaces(#[from] crate::namespaces::NamespaceError),
+    #[error(transparent)]
+    Rootfs(#[from] RootfsError),
+    #[error(transparent)]
+    User(#[from] UserError),
+    #[error(transparent)]
+    Rlimits(#[from] crate::rlimits::RlimitError),
+    #[error("{op}: {source}")]
+    Sys {
+        op: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("exec {name:?}: executable file not found in $PATH")]
+    NotFound { name: String },
+    #[error("process.cwd {path}: {source}")]
+    Cwd {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+fn sys_err(op: impl Into<String>) -> impl FnOnce(std::io::Error) -> InitError {
+    let op = op.into();
+    move |source| InitError::Sys { op, source }
+}
+
+fn nix_err(op: impl Into<String>) -> impl FnOnce(nix::Error) -> InitError {
+    let op = op.into();
+    move |e| InitError::Sys {
+        op,
+        source: e.into(),
+    }
+}
+
+/// What the child needs besides the config.
+pub(crate) struct InitArgs<'a> {
+    pub config: &'a Config,
+    /// An `O_PATH` fd of the exec FIFO, opened by the parent before the clone.
+    pub fifo: BorrowedFd<'a>,
+    pub no_pivot: bool,
+    /// Fds 3 .. 3+preserve_fds stay open across execve.
+    pub preserve_fds: u32,
+}
+
+/// Runs the container process; returns only an exit code for `_exit` when something failed.
+pub(crate) fn run(args: InitArgs<'_>, channel: Channel) -> i32 {
+    match prepare(&args, &channel) {
+        Ok(exe) => {
+            // Past this point the parent is gone: errors go to the container's stderr.
+            drop(channel);
+            let err = wait_and_exec(&exe, &args);
+            let _ = writeln!(std::io::stderr(), "coracle init: {}", error_chain(&err));
+            127
+        }
+        Err(e) => {
+            let _ = channel.send(&Message::Error(error_chain(&e)));
+            1
+        }
+    }
+}
+
+/// An error and its sources, joined by ": ".
+pub(crate) fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut cur = e.source();
+    while let Some(s) = cur {
+        let more = s.to_string();
+        if !text.ends_with(&more) {
+            text.push_str(": ");
+            text.push_str(&more);
+        }
+        cur = s.source();
+    }
+    text
+}
+
+/// Steps 1-12: everything that can fail in a way `create` must report.
+fn prepare(args: &InitArgs<'_>, channel: &Channel) -> Result<CString, InitError> {
+    let cfg = args.config;
+    let ns = &cfg.namespaces;
+    // 1. Never expose the runtime binary through /proc/PID/exe to the container (CVE-2019-5736);
+    //    execve resets this for the user's program.
+    sys::process::set_dumpable(false).map_err(sys_err("prctl(PR_SET_DUMPABLE)"))?;
+    // 2. Wait until the parent wrote our id maps and put us in the cgroup.
+    match channel.expect(&Message::Go, Some(Duration::from_secs(60))) {
+        Ok(()) => {}
+        Err(ExpectError::Sync(e)) => return Err(e.into()),
+        Err(ExpectError::Remote(text)) => return Err(InitError::Parent(text)),
+    }
+    // 3. Join the namespaces given by path (pid and time were joined by the parent).
+    ns.enter_joined(&[LinuxNamespaceType::Pid, LinuxNamespaceType::Time])?;
+    // 4. In a new user namespace, become its root.
+    let in_user_ns = ns.has(LinuxNamespaceType::User);
+    if ns.creates(LinuxNamespaceType::User) {
+        nix::unistd::setresgid(0.into(), 0.into(), 0.into()).map_err(nix_err("setresgid(0)"))?;
+        nix::unistd::setresuid(0.into(), 0.into(), 0.into()).map_err(nix_err("setresuid(0)"))?;
+    }
+    // 5. The root filesystem, up to pivot_root.
+    rootfs::setup(
+        &cfg.rootfs_plan,
+        SetupOptions {
+            no_pivot: args.no_pivot,
+            in_user_ns,
+            cgroup_ns: ns.has(LinuxNamespaceType::Cgroup),
+        },
+    )?;
+    // 6. Host and domain name.
+    if let Some(h) = &cfg.hostname {
+        nix::unistd::sethostname(h).map_err(nix_err("sethostname"))?;
+    }
+    if let Some(d) = &cfg.domainname {
+        sys::process::setdomainname(d).map_err(sys_err("setdomainname"))?;
+    }
+    // 7. sysctls, through the container's /proc.
+    for (key, value) in &cfg.sysctl {
+        let path = Path::new("/proc/sys").join(key.replace('.', "/"));
+        std::fs::write(&path, value).map_err(sys_err(format!(
+            "linux.sysctl {key}: write {}",
+            path.display()
+        )))?;
+    }
+    // 8. Read-only and masked paths, read-only root.
+    rootfs::finalize(&cfg.rootfs_plan)?;
+    // 9. OOM score and resource limits, while we still hold every capability.
+    let p = &cfg.process;
+    if let Some(adj) = p.oom_score_adj {
+        std::fs::write("/proc/self/oom_score_adj", adj.to_string()).map_err(sys_err(
+            "process.oomScoreAdj: write /proc/self/oom_score_adj",
+        ))?;
+    }
+    p.rlimits.apply()?;
+    // 10. The program, looked up in the container's PATH.
+    let exe = find_executable(p)?;
+    // 11. The working directory (as root; again as the user if root may not enter it).
+    let cwd_first = nix::unistd::chdir(&p.cwd);
+    // 12. The user, its groups and capabilities; no_new_privs.
+    user::switch(&p.user, &p.capabilities, true)?;
+    if cwd_first.is_err() {
+        nix::unistd::chdir(&p.cwd).map_err(|e| InitError::Cwd {
+            path: p.cwd.clone(),
+            source: e.into(),
+        })?;
+    }
+    check_cwd(&p.cwd)?;
+    if p.no_new_privileges {
+        sys::process::set_no_new_privs().map_err(sys_err("prctl(PR_SET_NO_NEW_PRIVS)"))?;
+    }
+    channel.send(&Message::Ready)?;
+    Ok(exe)
+}
+
+/// The working directory must lie inside the container's root: a cwd reached through a
+/// leaked host fd reads as "(unreachable)/..." (CVE-2024-21626).
+fn check_cwd(cwd: &Path) -> Result<(), InitError> {
+    let now = nix::unistd::getcwd().map_err(|e| InitError::Cwd {
+        path: cwd.to_path_buf(),
+        source: e.into(),
+    })?;
+    if !now.is_absolute() {
+        return Err(InitError::Cwd {
+            path: cwd.to_path_buf(),
+            source: std::io::Error::new(
+                std::io::ErrorKind::PermissionDenied,
+                "outside the container's root",
+            ),
+        });
+    }
+    Ok(())
+}
+
+/// Looks `args[0]` up in the container's `PATH` (from `process.env`), as runc does.
+fn find_executable(p: &ProcessConfig) -> Result<CString, InitError> {
+    let name = p.args[0].to_bytes();
+    let not_found = || InitError::NotFound {
+        name: String::from_utf8_lossy(name).into_owned(),
+    };
+    if name.contains(&b'/') {
+        let path = Path::new(std::ffi::OsStr::from_bytes(name));
+        let path = if path.is_absolute() {
+            path.to_path_buf()
+        } else {
+            p.cwd.join(path)
+        };
+        return if is_executable(&path) {
+            Ok(p.args[0].clone())
+        } else {
+            Err(not_found())
+        };
+    }
+    let path_var = p
+        .env
+        .iter()
+        .find_map(|e| e.to_bytes().strip_prefix(b"PATH="))
+        .unwrap_or(b"/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin");
+    for dir in path_var.split(|&b| b == b':') {
+        let dir = if dir.is_empty() { b".".as_slice() } else { dir };
+        let candidate =
+            Path::new(std::ffi::OsStr::from_bytes(dir)).join(std::ffi::OsStr::from_bytes(name));
+        if is_executable(&candidate) {
+            return CString::new(candidate.as_os_str().as_bytes()).map_err(|_| not_found());
+        }
+    }
+    Err(not_found())
+}
+
+fn is_executable(path: &Path) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(path)
+        .map(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+        .unwrap_or(false)
+}
+
+/// Steps 13-15: wait for `start` on the exec FIFO, then exec. Returns only on failure.
+fn wait_and_exec(exe: &CStr, args: &InitArgs<'_>) -> InitError {
+    // 13. Signals as a fresh process expects them (the runtime ignores SIGPIPE).
+    sys::process::reset_signals();
+    // 14. Block until `start` opens the FIFO for reading; tell it we go on.
+    let fifo_path = format!("/proc/self/fd/{}", args.fifo.as_raw_fd());
+    let opened = std::fs::OpenOptions::new().write(true).open(&fifo_path);
+    let mut fifo = match opened {
+        Ok(f) => f,
+        Err(e) => return sys_err("open exec fifo")(e),
+    };
+    if let Err(e) = fifo.write_all(b"0") {
+        return sys_err("write exec fifo")(e);
+    }
+    drop(fifo);
+    // 15. Close every fd but stdio and the preserved ones, and exec.
+    if let Err(e) = sys::process::cloexec_from(3 + args.preserve_fds) {
+        return sys_err("close_range")(e);
+    }
+    let p = &args.config.process;
+    match nix::unistd::execve(exe, &p.args, &p.env) {
+        Err(e) => nix_err(format!("exec {}", exe.to_string_lossy()))(e),
+        Ok(never) => match never {},
+    }
+}

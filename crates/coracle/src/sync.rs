@@ -1,1 +1,202 @@
-//! The parent/child protocol over a socketpair. (Stub.)
+//! The parent/child protocol of `create`, over a `SOCK_SEQPACKET` socketpair: one JSON message
+//! per datagram.
+//!
+//! | step | from   | message          | meaning                                              |
+//! |------|--------|------------------|------------------------------------------------------|
+//! | 1    | parent | [`Message::Go`]  | id maps written, cgroup joined: set up the container |
+//! | 2    | child  | [`Message::Ready`] | all set up, blocking on the exec FIFO next         |
+//! | 2'   | child  | [`Message::Error`] | set-up failed; the child exits                     |
+//!
+//! An end-of-file (the other side died) or any message out of this order is an error.
+
+use std::os::fd::{AsFd, OwnedFd};
+use std::time::Duration;
+
+use nix::sys::socket::{self, AddressFamily, SockFlag, SockType};
+use serde::{Deserialize, Serialize};
+
+/// Errors of the protocol.
+#[derive(Debug, thiserror::Error)]
+pub enum SyncError {
+    /// A socket operation failed.
+    #[error("sync socket {op}: {source}")]
+    Socket {
+        /// What was done.
+        op: &'static str,
+        /// Why.
+        #[source]
+        source: nix::Error,
+    },
+    /// The other side closed the socket (it exited).
+    #[error("the other side exited before sending {expected}")]
+    Eof {
+        /// What we waited for.
+        expected: &'static str,
+    },
+    /// A message we did not expect at this step.
+    #[error("expected {expected}, got {got:?}")]
+    Unexpected {
+        /// What we waited for.
+        expected: &'static str,
+        /// What came.
+        got: Message,
+    },
+    /// A datagram that is not a message.
+    #[error("malformed message: {0}")]
+    Malformed(#[source] serde_json::Error),
+    /// Nothing came in time.
+    #[error("timed out waiting for {expected}")]
+    Timeout {
+        /// What we waited for.
+        expected: &'static str,
+    },
+}
+
+/// A message of the protocol.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Message {
+    /// Parent to child: go on with the set-up.
+    Go,
+    /// Child to parent: set up, about to wait on the exec FIFO.
+    Ready,
+    /// Child to parent: set-up failed with this error (the whole chain, as text).
+    Error(String),
+}
+
+impl Message {
+    fn name(&self) -> &'static str {
+        match self {
+            Message::Go => "Go",
+            Message::Ready => "Ready",
+            Message::Error(_) => "Error",
+        }
+    }
+}
+
+/// One end of the sync socketpair.
+#[derive(Debug)]
+pub struct Channel {
+    fd: OwnedFd,
+}
+
+/// Makes the two connected ends (close-on-exec).
+pub fn pair() -> Result<(Channel, Channel), SyncError> {
+    let (a, b) = socket::socketpair(
+        AddressFamily::Unix,
+        SockType::SeqPacket,
+        None,
+        SockFlag::SOCK_CLOEXEC,
+    )
+    .map_err(|source| SyncError::Socket {
+        op: "socketpair",
+        source,
+    })?;
+    Ok((Channel { fd: a }, Channel { fd: b }))
+}
+
+impl Channel {
+    /// Sends `msg`.
+    pub fn send(&self, msg: &Message) -> Result<(), SyncError> {
+        let bytes = serde_json::to_vec(msg).map_err(SyncError::Malformed)?;
+        socket::send(
+            std::os::fd::AsRawFd::as_raw_fd(&self.fd),
+            &bytes,
+            socket::MsgFlags::MSG_NOSIGNAL,
+        )
+        .map_err(|source| SyncError::Socket { op: "send", source })?;
+        Ok(())
+    }
+
+    /// Receives one message, waiting at most `timeout` (`None`: forever).
+    pub fn recv(
+        &self,
+        expected: &'static str,
+        timeout: Option<Duration>,
+    ) -> Result<Message, SyncError> {
+        if let Some(t) = timeout {
+            let ms = u16::try_from(t.as_millis()).unwrap_or(u16::MAX);
+            let mut fds = [nix::poll::PollFd::new(
+                self.fd.as_fd(),
+                nix::poll::PollFlags::POLLIN,
+            )];
+            loop {
+                match nix::poll::poll(&mut fds, nix::poll::PollTimeout::from(ms)) {
+                    Ok(0) => return Err(SyncError::Timeout { expected }),
+                    Ok(_) => break,
+                    Err(nix::Error::EINTR) => continue,
+                    Err(source) => return Err(SyncError::Socket { op: "poll", source }),
+                }
+            }
+        }
+        let mut buf = vec![0u8; 64 * 1024];
+        let n = loop {
+            match socket::recv(
+                std::os::fd::AsRawFd::as_raw_fd(&self.fd),
+                &mut buf,
+                socket::MsgFlags::empty(),
+            ) {
+                Ok(n) => break n,
+                Err(nix::Error::EINTR) => continue,
+                Err(source) => return Err(SyncError::Socket { op: "recv", source }),
+            }
+        };
+        if n == 0 {
+            return Err(SyncError::Eof { expected });
+        }
+        serde_json::from_slice(&buf[..n]).map_err(SyncError::Malformed)
+    }
+
+    /// Receives and checks that the message is `want` (an `Error` from the child is returned
+    /// as `Err(Ok(text))` to tell it apart from protocol failures).
+    pub fn expect(&self, want: &Message, timeout: Option<Duration>) -> Result<(), ExpectError> {
+        let got = self.recv(want.name(), timeout).map_err(ExpectError::Sync)?;
+        match got {
+            m if &m == want => Ok(()),
+            Message::Error(text) => Err(ExpectError::Remote(text)),
+            got => Err(ExpectError::Sync(SyncError::Unexpected {
+                expected: want.name(),
+                got,
+            })),
+        }
+    }
+}
+
+/// Why [`Channel::expect`] failed.
+#[derive(Debug)]
+pub enum ExpectError {
+    /// The other side reported this error.
+    Remote(String),
+    /// The protocol failed.
+    Sync(SyncError),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trip_and_order() {
+        let (a, b) = pair().unwrap();
+        a.send(&Message::Go).unwrap();
+        b.expect(&Message::Go, Some(Duration::from_secs(1)))
+            .unwrap();
+        b.send(&Message::Error("boom".into())).unwrap();
+        assert!(
+            matches!(a.expect(&Message::Ready, None), Err(ExpectError::Remote(t)) if t == "boom")
+        );
+        b.send(&Message::Go).unwrap();
+        assert!(matches!(
+            a.expect(&Message::Ready, None),
+            Err(ExpectError::Sync(SyncError::Unexpected { .. }))
+        ));
+        assert!(matches!(
+            a.expect(&Message::Ready, Some(Duration::from_millis(10))),
+            Err(ExpectError::Sync(SyncError::Timeout { .. }))
+        ));
+        drop(b);
+        assert!(matches!(
+            a.expect(&Message::Ready, None),
+            Err(ExpectError::Sync(SyncError::Eof { .. }))
+        ));
+    }
+}

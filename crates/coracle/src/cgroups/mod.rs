@@ -49,6 +49,10 @@ impl Cgroup {
     pub fn pids(&self) -> Result<Vec<i32>, CgroupError> {
         Ok(Vec::new())
     }
+    /// Whether the cgroup is frozen (v1 freezer.state FROZEN, v2 cgroup.freeze 1).
+    pub fn is_frozen(&self) -> bool {
+        false
+    }
     /// Removes the directories this container created, retrying while the kernel says busy.
     pub fn destroy(&self) -> Result<(), CgroupError> {
         Ok(())

@@ -57,7 +57,7 @@ pub unsafe fn clone3(flags: u64, cgroup: Option<BorrowedFd<'_>>) -> io::Result<C
     };
     if let Some(fd) = cgroup {
         args.flags |= CLONE_INTO_CGROUP;
-        args.cgroup = fd.as_raw_fd() as u64;
+        args.cgroup = u64::from(fd.as_raw_fd().cast_unsigned());
     }
     // SAFETY: args is a valid clone_args of the size we pass; no CLONE_VM, so the child gets a
     // copy of our memory and returns here like after fork(2).
@@ -134,7 +134,7 @@ pub fn pidfd_wait(pidfd: BorrowedFd<'_>, nohang: bool) -> io::Result<Option<i32>
         let ret = unsafe {
             libc::waitid(
                 libc::P_PIDFD,
-                pidfd.as_raw_fd() as libc::id_t,
+                pidfd.as_raw_fd().cast_unsigned(),
                 &mut info,
                 flags,
             )
@@ -195,7 +195,7 @@ pub fn set_no_new_privs() -> io::Result<()> {
 /// Asks for `signal` to be sent to us when our parent dies (`PR_SET_PDEATHSIG`).
 pub fn set_parent_death_signal(signal: i32) -> io::Result<()> {
     // SAFETY: prctl with integer arguments.
-    cvt(unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, signal as libc::c_ulong, 0, 0, 0) })?;
+    cvt(unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::c_ulong::from(signal.cast_unsigned()), 0, 0, 0) })?;
     Ok(())
 }
 
@@ -204,4 +204,38 @@ pub fn set_child_subreaper() -> io::Result<()> {
     // SAFETY: prctl with integer arguments.
     cvt(unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) })?;
     Ok(())
+}
+
+/// Restores the default disposition of every catchable signal and unblocks all signals, so
+/// that the program exec'ed next starts as a fresh process would (the runtime ignores SIGPIPE).
+pub fn reset_signals() {
+    for sig in nix::sys::signal::Signal::iterator() {
+        if matches!(
+            sig,
+            nix::sys::signal::Signal::SIGKILL | nix::sys::signal::Signal::SIGSTOP
+        ) {
+            continue;
+        }
+        // SAFETY: installing SIG_DFL runs no handler code; failures leave the old disposition.
+        let _ = unsafe { nix::sys::signal::signal(sig, nix::sys::signal::SigHandler::SigDfl) };
+    }
+    let _ = nix::sys::signal::sigprocmask(
+        nix::sys::signal::SigmaskHow::SIG_SETMASK,
+        Some(&nix::sys::signal::SigSet::empty()),
+        None,
+    );
+}
+
+/// Sets the NIS domain name of the calling process's uts namespace (`setdomainname(2)`).
+pub fn setdomainname(name: &str) -> io::Result<()> {
+    // SAFETY: the pointer and length describe `name`'s bytes, which outlive the call.
+    cvt(unsafe { libc::setdomainname(name.as_ptr().cast(), name.len()) })?;
+    Ok(())
+}
+
+/// Ends the calling process at once with `code`, running no destructors or atexit handlers
+/// (for the cloned child, whose memory is a copy of the parent's).
+pub fn exit_now(code: i32) -> ! {
+    // SAFETY: _exit never returns and touches no Rust state.
+    unsafe { libc::_exit(code) }
 }
