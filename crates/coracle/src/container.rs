@@ -55,6 +55,15 @@ pub enum ContainerError {
     /// The container process exited before `start` released it.
     #[error("container {0}: init exited before start")]
     InitDied(String),
+    /// `process.terminal` is true but no console socket was given.
+    #[error("process.terminal is true: a --console-socket is needed to receive the pty master")]
+    TerminalWithoutSocket,
+    /// A console socket was given but `process.terminal` is false.
+    #[error("--console-socket given but process.terminal is false")]
+    SocketWithoutTerminal,
+    /// The console.
+    #[error(transparent)]
+    Console(#[from] crate::console::ConsoleError),
     /// A feature the config asks for that this runtime does not offer yet.
     #[error("{0}: not supported yet")]
     Unsupported(&'static str),
@@ -184,9 +193,14 @@ impl Container {
     pub fn create(id: &str, root: &Path, opts: &CreateOptions) -> Result<Self, Error> {
         state::check_id(id)?;
         let config = Config::load(&opts.bundle)?;
-        if config.process.terminal {
-            return Err(ContainerError::Unsupported("process.terminal").into());
-        }
+        let console = match (&opts.console_socket, config.process.terminal) {
+            (Some(path), true) => {
+                Some(crate::console::connect(path).map_err(ContainerError::from)?)
+            }
+            (None, true) => return Err(ContainerError::TerminalWithoutSocket.into()),
+            (Some(_), false) => return Err(ContainerError::SocketWithoutTerminal.into()),
+            (None, false) => None,
+        };
         let mut cgroup = Cgroup::resolve(config.cgroups_path.as_deref(), id)?;
         let dir = ContainerDir::create(root, id)?;
         let mut guard = CreateGuard {
@@ -234,6 +248,8 @@ impl Container {
                     config: &config,
                     fifo: fifo.as_fd(),
                     no_pivot: opts.no_pivot,
+                    no_new_keyring: opts.no_new_keyring,
+                    console: console.as_ref(),
                     preserve_fds: opts.preserve_fds,
                 };
                 let code = init::run(args, child_end);
@@ -244,6 +260,7 @@ impl Container {
         drop(for_children);
         drop(child_end);
         drop(fifo);
+        drop(console);
         guard.child = Some(pidfd);
 
         if config.namespaces.creates(LinuxNamespaceType::User) {

@@ -31,6 +31,8 @@ pub(crate) enum InitError {
     #[error(transparent)]
     Rootfs(#[from] RootfsError),
     #[error(transparent)]
+    Console(#[from] crate::console::ConsoleError),
+    #[error(transparent)]
     User(#[from] UserError),
     #[error(transparent)]
     Rlimits(#[from] crate::rlimits::RlimitError),
@@ -69,6 +71,9 @@ pub(crate) struct InitArgs<'a> {
     /// An `O_PATH` fd of the exec FIFO, opened by the parent before the clone.
     pub fifo: BorrowedFd<'a>,
     pub no_pivot: bool,
+    pub no_new_keyring: bool,
+    /// The connected `--console-socket`, when the process has a terminal.
+    pub console: Option<&'a std::os::fd::OwnedFd>,
     /// Fds 3 .. 3+preserve_fds stay open across execve.
     pub preserve_fds: u32,
 }
@@ -135,7 +140,10 @@ fn prepare(args: &InitArgs<'_>, channel: &Channel) -> Result<CString, InitError>
             cgroup_ns: ns.has(LinuxNamespaceType::Cgroup),
         },
     )?;
-    // 6. Host and domain name.
+    // 6. Host and domain name; a session keyring of its own (unless --no-new-keyring).
+    if !args.no_new_keyring {
+        sys::process::join_new_session_keyring().map_err(sys_err("join a new session keyring"))?;
+    }
     if let Some(h) = &cfg.hostname {
         nix::unistd::sethostname(h).map_err(nix_err("sethostname"))?;
     }
@@ -150,7 +158,10 @@ fn prepare(args: &InitArgs<'_>, channel: &Channel) -> Result<CString, InitError>
             path.display()
         )))?;
     }
-    // 8. Read-only and masked paths, read-only root.
+    // 8. The terminal, on the container's /dev/pts; read-only and masked paths, read-only root.
+    if let Some(socket) = args.console {
+        crate::console::setup_pty(socket, cfg.process.console_size)?;
+    }
     rootfs::finalize(&cfg.rootfs_plan)?;
     // 9. OOM score and resource limits, while we still hold every capability.
     let p = &cfg.process;

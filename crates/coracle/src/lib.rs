@@ -10,7 +10,7 @@
 //! # fn main() -> Result<(), coracle::Error> {
 //! let root = std::path::Path::new("/run/coracle-example");
 //! let opts = CreateOptions::new("/path/to/bundle");
-//! let container = Container::create("demo", root, &opts)?;
+//! let mut container = Container::create("demo", root, &opts)?;
 //! assert_eq!(container.state()?.status, Status::Created);
 //! container.start()?;
 //! let status = container.wait()?; // the container's exit status
@@ -26,6 +26,7 @@
 
 pub mod capabilities;
 pub mod cgroups;
+pub mod console;
 pub mod container;
 pub mod error;
 mod init;

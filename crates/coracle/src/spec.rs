@@ -89,6 +89,8 @@ pub struct ProcessConfig {
     pub cwd: PathBuf,
     /// `terminal`.
     pub terminal: bool,
+    /// `consoleSize` as (height, width).
+    pub console_size: Option<(u16, u16)>,
     /// `user`.
     pub user: User,
     /// `capabilities`.
@@ -139,6 +141,9 @@ impl ProcessConfig {
             env,
             cwd,
             terminal: process.terminal().unwrap_or(false),
+            console_size: process
+                .console_size()
+                .map(|b| (clamp_u16(b.height()), clamp_u16(b.width()))),
             user: User::from_spec(process)?,
             capabilities: Capabilities::from_spec(process)?,
             rlimits: Rlimits::from_spec(process)?,
@@ -146,6 +151,10 @@ impl ProcessConfig {
             oom_score_adj: process.oom_score_adj(),
         })
     }
+}
+
+fn clamp_u16(v: u64) -> u16 {
+    u16::try_from(v).unwrap_or(u16::MAX)
 }
 
 fn to_cstrings(field: &str, items: &[String]) -> Result<Vec<CString>, SpecError> {
