@@ -69,12 +69,12 @@ pub enum ContainerError {
     Unsupported(&'static str),
 }
 
-fn sys_err(op: impl Into<String>) -> impl FnOnce(std::io::Error) -> ContainerError {
+pub(crate) fn sys_err(op: impl Into<String>) -> impl FnOnce(std::io::Error) -> ContainerError {
     let op = op.into();
     move |source| ContainerError::Sys { op, source }
 }
 
-fn nix_err(op: impl Into<String>) -> impl FnOnce(nix::Error) -> ContainerError {
+pub(crate) fn nix_err(op: impl Into<String>) -> impl FnOnce(nix::Error) -> ContainerError {
     let op = op.into();
     move |e| ContainerError::Sys {
         op,
@@ -141,37 +141,62 @@ impl Drop for CreateGuard {
     }
 }
 
-/// Changes a "for children" namespace of the calling process for one clone, and puts the old
-/// one back when dropped, so that an embedding program is left as it was.
-struct ForChildren {
+/// Changes a "for children" namespace (pid, time) of the calling process for one clone, and
+/// puts the old one back when dropped, so that an embedding program is left as it was.
+pub(crate) struct ForChildren {
     saved: Vec<(File, nix::sched::CloneFlags)>,
 }
 
 impl ForChildren {
-    fn prepare(config: &Config) -> Result<Self, ContainerError> {
+    /// Saves the current "for children" namespace of `kind` before it is changed.
+    fn save(&mut self, kind: LinuxNamespaceType) -> Result<(), ContainerError> {
+        let own = format!("/proc/self/ns/{}_for_children", crate::namespaces::proc_name(kind));
+        let saved = File::open(&own).map_err(sys_err(format!("open {own}")))?;
+        self.saved.push((saved, clone_flag(kind)));
+        Ok(())
+    }
+
+    /// For `create`: the pid and time namespaces joined by path, or a new time namespace with
+    /// its offsets written.
+    fn for_create(config: &Config) -> Result<Self, ContainerError> {
         let ns = &config.namespaces;
         let mut me = Self { saved: Vec::new() };
-        for (kind, file) in [
-            (LinuxNamespaceType::Pid, "pid"),
-            (LinuxNamespaceType::Time, "time"),
-        ] {
+        for kind in [LinuxNamespaceType::Pid, LinuxNamespaceType::Time] {
             let joined = ns.joined(kind).and_then(|n| n.join.as_ref());
             let new_time = kind == LinuxNamespaceType::Time && ns.creates(kind);
             if joined.is_none() && !new_time {
                 continue;
             }
-            let own = format!("/proc/self/ns/{file}_for_children");
-            let saved = File::open(&own).map_err(sys_err(format!("open {own}")))?;
-            me.saved.push((saved, clone_flag(kind)));
+            me.save(kind)?;
             if let Some((path, f)) = joined {
                 nix::sched::setns(f.as_fd(), clone_flag(kind))
                     .map_err(nix_err(format!("setns {kind} {}", path.display())))?;
             } else {
                 nix::sched::unshare(clone_flag(kind)).map_err(nix_err("unshare time namespace"))?;
-                std::fs::write("/proc/self/timens_offsets", &ns.time_offsets).map_err(sys_err(
-                    "linux.timeOffsets: write /proc/self/timens_offsets",
-                ))?;
+                std::fs::write("/proc/self/timens_offsets", &ns.time_offsets)
+                    .map_err(sys_err("linux.timeOffsets: write /proc/self/timens_offsets"))?;
             }
+        }
+        Ok(me)
+    }
+
+    /// For `exec`: the pid and time namespaces of the process `pid`, where they differ from ours.
+    pub(crate) fn for_exec(pid: i32) -> Result<Self, ContainerError> {
+        let mut me = Self { saved: Vec::new() };
+        for kind in [LinuxNamespaceType::Pid, LinuxNamespaceType::Time] {
+            let name = crate::namespaces::proc_name(kind);
+            let theirs = format!("/proc/{pid}/ns/{name}");
+            let mine = format!("/proc/self/ns/{name}_for_children");
+            let (Ok(a), Ok(b)) = (std::fs::metadata(&theirs), std::fs::metadata(&mine)) else {
+                continue;
+            };
+            use std::os::unix::fs::MetadataExt;
+            if a.ino() == b.ino() && a.dev() == b.dev() {
+                continue;
+            }
+            let f = File::open(&theirs).map_err(sys_err(format!("open {theirs}")))?;
+            me.save(kind)?;
+            nix::sched::setns(f.as_fd(), clone_flag(kind)).map_err(nix_err(format!("setns {theirs}")))?;
         }
         Ok(me)
     }
@@ -223,6 +248,7 @@ impl Container {
             init_start_time: 0,
             cgroup: cgroup.clone(),
             started: false,
+            config: config.spec.clone(),
         };
         let dir = guard
             .dir
@@ -236,7 +262,7 @@ impl Container {
 
         let (parent_end, child_end) = sync::pair().map_err(ContainerError::from)?;
         let clone_target = cgroup.clone_target();
-        let for_children = ForChildren::prepare(&config)?;
+        let for_children = ForChildren::for_create(&config)?;
         let flags = u64::from(config.namespaces.clone_flags().bits().cast_unsigned());
         // SAFETY: the runtime is single-threaded (documented requirement of `create`); the child
         // runs `init::run` and leaves with `_exit`, never returning into our caller.
@@ -336,6 +362,16 @@ impl Container {
         Ok(st)
     }
 
+    /// The bundle's config as it was at create.
+    pub fn config(&self) -> &oci_spec::runtime::Spec {
+        &self.record.config
+    }
+
+    /// The init's pid as recorded (check [`Container::status`] before trusting it).
+    pub fn init_pid(&self) -> i32 {
+        self.record.state.pid
+    }
+
     /// The container's cgroup.
     pub fn cgroup(&self) -> &Cgroup {
         &self.record.cgroup
@@ -351,7 +387,7 @@ impl Container {
     }
 
     /// A pidfd of the init, checked to be the process this container started.
-    fn init_pidfd(&self) -> Result<OwnedFd, Error> {
+    pub(crate) fn init_pidfd(&self) -> Result<OwnedFd, Error> {
         if let Some(fd) = &self.pidfd {
             return Ok(fd.try_clone().map_err(sys_err("dup pidfd"))?);
         }

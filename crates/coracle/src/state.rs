@@ -137,6 +137,8 @@ pub struct Record {
     /// Whether the container was started (the FIFO was opened) at least once.
     #[serde(default)]
     pub started: bool,
+    /// The bundle's config as it was at create (the defaults of `exec`).
+    pub config: oci_spec::runtime::Spec,
 }
 
 /// The file names inside a container's directory.
