@@ -213,6 +213,35 @@ fn from_mask(mask: u64) -> Vec<Capability> {
     v
 }
 
+/// Removes from a JSON `process` object (config.json's `process`, or an exec's process.json)
+/// every capability name that oci-spec cannot parse, and returns them as
+/// `process.capabilities.<set>: <name>` for the caller to warn about.
+///
+/// runc warns about and ignores unknown names (e.g. `"CAP_UNKNOWN"`), while oci-spec rejects
+/// the whole document; call this on the raw JSON before deserializing to behave like runc.
+pub fn strip_unknown_capabilities(process: &mut serde_json::Value) -> Vec<String> {
+    let mut removed = Vec::new();
+    let Some(sets) = process
+        .get_mut("capabilities")
+        .and_then(serde_json::Value::as_object_mut)
+    else {
+        return removed;
+    };
+    for (set, list) in sets.iter_mut() {
+        let Some(list) = list.as_array_mut() else {
+            continue;
+        };
+        list.retain(|name| {
+            let known = serde_json::from_value::<OciCap>(name.clone()).is_ok();
+            if !known {
+                removed.push(format!("process.capabilities.{set}: {name}"));
+            }
+            known || !name.is_string()
+        });
+    }
+    removed
+}
+
 impl Capabilities {
     /// Reads `process.capabilities` (absent: every set empty) for the running kernel.
     pub fn from_spec(process: &Process) -> Result<Self, CapsError> {
@@ -436,6 +465,26 @@ mod tests {
         p.set_capabilities(None);
         let c = Capabilities::from_spec_for_kernel(&p, 40);
         assert_eq!(c, Capabilities::default());
+    }
+
+    #[test]
+    fn unknown_names_are_stripped_like_runc() {
+        let mut v = serde_json::json!({"capabilities": {
+            "bounding": ["CAP_UNKNOWN", "CAP_CHOWN", "UNKNOWN_CAP"],
+            "effective": ["CAP_KILL"]
+        }});
+        let removed = strip_unknown_capabilities(&mut v);
+        assert_eq!(
+            removed,
+            [
+                "process.capabilities.bounding: \"CAP_UNKNOWN\"",
+                "process.capabilities.bounding: \"UNKNOWN_CAP\""
+            ]
+        );
+        let c: oci_spec::runtime::LinuxCapabilities =
+            serde_json::from_value(v["capabilities"].clone()).unwrap();
+        assert_eq!(c.bounding().as_ref().unwrap().len(), 1);
+        assert!(strip_unknown_capabilities(&mut serde_json::json!({})).is_empty());
     }
 
     #[test]
