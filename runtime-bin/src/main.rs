@@ -110,6 +110,63 @@ impl CreateArgs {
     }
 }
 
+#[derive(Args, Debug)]
+struct ExecArgs {
+    /// A process.json describing the process (the other process flags are then ignored).
+    #[arg(short, long)]
+    process: Option<PathBuf>,
+    /// Unix socket to send the pty master to.
+    #[arg(long = "console-socket")]
+    console_socket: Option<PathBuf>,
+    /// Working directory.
+    #[arg(long)]
+    cwd: Option<PathBuf>,
+    /// Environment variables (KEY=value).
+    #[arg(short, long)]
+    env: Vec<String>,
+    /// Allocate a terminal.
+    #[arg(short, long)]
+    tty: bool,
+    /// UID[:GID] to run as.
+    #[arg(short, long)]
+    user: Option<String>,
+    /// Additional gids.
+    #[arg(short = 'g', long = "additional-gids")]
+    additional_gids: Vec<u32>,
+    /// Capabilities to add.
+    #[arg(short, long)]
+    cap: Vec<String>,
+    /// Set no_new_privs.
+    #[arg(long = "no-new-privs")]
+    no_new_privs: bool,
+    /// AppArmor profile (accepted, not applied: no AppArmor here).
+    #[arg(long)]
+    apparmor: Option<String>,
+    /// SELinux label (accepted, not applied).
+    #[arg(long = "process-label")]
+    process_label: Option<String>,
+    /// Return once the process runs.
+    #[arg(short, long)]
+    detach: bool,
+    /// File to write the process's pid to.
+    #[arg(long = "pid-file")]
+    pid_file: Option<PathBuf>,
+    /// Pass N extra fds (3 .. 3+N).
+    #[arg(long = "preserve-fds", default_value_t = 0)]
+    preserve_fds: u32,
+    /// Exec even into a paused container.
+    #[arg(long = "ignore-paused")]
+    ignore_paused: bool,
+    /// Sub-cgroup to join (cgroup v2; accepted for compatibility).
+    #[arg(long)]
+    cgroup: Option<String>,
+    /// The container id.
+    id: String,
+    /// The command and its arguments.
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+    command: Vec<String>,
+}
+
 #[derive(Subcommand, Debug)]
 enum Command {
     /// Create a container (it waits for `start`).
@@ -164,6 +221,8 @@ enum Command {
         #[arg(short, long)]
         quiet: bool,
     },
+    /// Run a new process in a running container.
+    Exec(ExecArgs),
     /// Write a template config.json.
     Spec {
         /// Where to write config.json.
@@ -220,6 +279,7 @@ fn run(cli: &Cli) -> Result<u8> {
             Err(coracle::Error::State(coracle::state::StateError::NotFound(_))) if *force => {}
             Err(e) => return Err(e.into()),
         },
+        Command::Exec(args) => return exec(root, args),
         Command::List { format, quiet } => list(root, format, *quiet)?,
         Command::Spec { bundle } => {
             let rootless = cli.rootless.as_deref().is_some_and(|v| v != "false");
@@ -317,10 +377,7 @@ const FORWARDED: [Signal; 8] = [
 /// `run`: create, start, then (unless detached) forward signals until the init exits, delete
 /// the container (unless `keep`) and return its exit status.
 fn run_container(root: &Path, args: &CreateArgs, detach: bool, keep: bool) -> Result<u8> {
-    let mut mask = SigSet::empty();
-    for s in FORWARDED {
-        mask.add(s);
-    }
+    let mask = forwarded_mask();
     if !detach {
         // Blocked before the clone so none is lost; the container process unblocks them.
         mask.thread_block()?;
@@ -333,12 +390,30 @@ fn run_container(root: &Path, args: &CreateArgs, detach: bool, keep: bool) -> Re
     if detach {
         return Ok(0);
     }
-    let sigfd =
-        nix::sys::signalfd::SignalFd::with_flags(&mask, nix::sys::signalfd::SfdFlags::SFD_CLOEXEC)?;
     let pidfd = container
         .pidfd()
         .ok_or_else(|| CliError("run: lost the container's pidfd".into()))?
         .try_clone_to_owned()?;
+    wait_forwarding(&pidfd, &mask, |sig| {
+        // The init may be exiting right now: a failed forward is not an error.
+        let _ = container.kill(sig, false);
+    })?;
+    let status = container.wait()?;
+    if !keep {
+        container.delete(true)?;
+    }
+    Ok(u8::try_from(status & 0xff).unwrap_or(255))
+}
+
+/// Waits until the process behind `pidfd` exits, forwarding the signals of `mask` (already
+/// blocked) with `forward`.
+fn wait_forwarding(
+    pidfd: &std::os::fd::OwnedFd,
+    mask: &SigSet,
+    forward: impl Fn(Signal),
+) -> Result<()> {
+    let sigfd =
+        nix::sys::signalfd::SignalFd::with_flags(mask, nix::sys::signalfd::SfdFlags::SFD_CLOEXEC)?;
     loop {
         let mut fds = [
             nix::poll::PollFd::new(pidfd.as_fd(), nix::poll::PollFlags::POLLIN),
@@ -350,18 +425,113 @@ fn run_container(root: &Path, args: &CreateArgs, detach: bool, keep: bool) -> Re
             Ok(_) => {}
         }
         if fds[0].revents().is_some_and(|r| !r.is_empty()) {
-            break;
+            return Ok(());
         }
         if let Ok(Some(info)) = sigfd.read_signal() {
             if let Ok(sig) = Signal::try_from(i32::try_from(info.ssi_signo).unwrap_or(0)) {
-                // The init may be exiting right now: a failed forward is not an error.
-                let _ = container.kill(sig, false);
+                forward(sig);
             }
         }
     }
-    let status = container.wait()?;
-    if !keep {
-        container.delete(true)?;
+}
+
+fn forwarded_mask() -> SigSet {
+    let mut mask = SigSet::empty();
+    for s in FORWARDED {
+        mask.add(s);
     }
+    mask
+}
+
+/// The process of `exec`: process.json, or the container's process with the flags applied.
+fn exec_process(container: &Container, args: &ExecArgs) -> Result<oci_spec::runtime::Process> {
+    if let Some(path) = &args.process {
+        let err =
+            |e: &dyn std::fmt::Display| CliError(format!("--process {}: {e}", path.display()));
+        let text = std::fs::read(path).map_err(|e| err(&e))?;
+        let mut value: serde_json::Value = serde_json::from_slice(&text).map_err(|e| err(&e))?;
+        coracle::capabilities::strip_unknown_capabilities(&mut value);
+        return serde_json::from_value(value).map_err(|e| err(&e));
+    }
+    if args.command.is_empty() {
+        return Err(CliError("exec: no command given (and no --process)".into()));
+    }
+    let base = container.config().process().clone().unwrap_or_default();
+    let mut p = serde_json::to_value(base)?;
+    p["args"] = serde_json::json!(args.command);
+    p["terminal"] = serde_json::json!(args.tty);
+    if let Some(cwd) = &args.cwd {
+        p["cwd"] = serde_json::json!(cwd);
+    }
+    if !args.env.is_empty() {
+        let mut env: Vec<String> = p["env"]
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .filter_map(|v| v.as_str().map(String::from))
+                    .collect()
+            })
+            .unwrap_or_default();
+        for e in &args.env {
+            let key = e.split('=').next().unwrap_or_default();
+            env.retain(|old| old.split('=').next() != Some(key));
+            env.push(e.clone());
+        }
+        p["env"] = serde_json::json!(env);
+    }
+    if let Some(user) = &args.user {
+        let (uid, gid) = match user.split_once(':') {
+            Some((u, g)) => (u, Some(g)),
+            None => (user.as_str(), None),
+        };
+        let bad = || CliError(format!("--user {user:?}: expected UID[:GID] (numbers)"));
+        p["user"]["uid"] = serde_json::json!(uid.parse::<u32>().map_err(|_| bad())?);
+        if let Some(g) = gid {
+            p["user"]["gid"] = serde_json::json!(g.parse::<u32>().map_err(|_| bad())?);
+        }
+    }
+    if !args.additional_gids.is_empty() {
+        p["user"]["additionalGids"] = serde_json::json!(args.additional_gids);
+    }
+    if args.no_new_privs {
+        p["noNewPrivileges"] = serde_json::json!(true);
+    }
+    for cap in &args.cap {
+        for set in ["bounding", "effective", "permitted"] {
+            if let Some(list) = p["capabilities"][set].as_array_mut() {
+                list.push(serde_json::json!(cap));
+            } else {
+                p["capabilities"][set] = serde_json::json!([cap]);
+            }
+        }
+    }
+    serde_json::from_value(p).map_err(|e| CliError(format!("exec: {e}")))
+}
+
+/// `exec`: start a process in the container; with `--detach` return, else wait for it while
+/// forwarding signals and exit with its status.
+fn exec(root: &Path, args: &ExecArgs) -> Result<u8> {
+    let container = Container::load(&args.id, root)?;
+    let process = exec_process(&container, args)?;
+    let opts = coracle::ExecOptions {
+        pid_file: args.pid_file.clone(),
+        console_socket: args.console_socket.clone(),
+        preserve_fds: args.preserve_fds,
+        ignore_paused: args.ignore_paused,
+    };
+    let mask = forwarded_mask();
+    if !args.detach {
+        mask.thread_block()?;
+    }
+    let proc = container.exec(&process, &opts)?;
+    // Release the container's lock: other commands may run while this process does.
+    drop(container);
+    if args.detach {
+        return Ok(0);
+    }
+    wait_forwarding(&proc.pidfd, &mask, |sig| {
+        let _ = coracle::sys::process::pidfd_send_signal(proc.pidfd.as_fd(), sig as i32);
+    })?;
+    let status = proc.wait()?;
     Ok(u8::try_from(status & 0xff).unwrap_or(255))
 }

@@ -150,7 +150,10 @@ pub(crate) struct ForChildren {
 impl ForChildren {
     /// Saves the current "for children" namespace of `kind` before it is changed.
     fn save(&mut self, kind: LinuxNamespaceType) -> Result<(), ContainerError> {
-        let own = format!("/proc/self/ns/{}_for_children", crate::namespaces::proc_name(kind));
+        let own = format!(
+            "/proc/self/ns/{}_for_children",
+            crate::namespaces::proc_name(kind)
+        );
         let saved = File::open(&own).map_err(sys_err(format!("open {own}")))?;
         self.saved.push((saved, clone_flag(kind)));
         Ok(())
@@ -173,8 +176,9 @@ impl ForChildren {
                     .map_err(nix_err(format!("setns {kind} {}", path.display())))?;
             } else {
                 nix::sched::unshare(clone_flag(kind)).map_err(nix_err("unshare time namespace"))?;
-                std::fs::write("/proc/self/timens_offsets", &ns.time_offsets)
-                    .map_err(sys_err("linux.timeOffsets: write /proc/self/timens_offsets"))?;
+                std::fs::write("/proc/self/timens_offsets", &ns.time_offsets).map_err(sys_err(
+                    "linux.timeOffsets: write /proc/self/timens_offsets",
+                ))?;
             }
         }
         Ok(me)
@@ -196,7 +200,8 @@ impl ForChildren {
             }
             let f = File::open(&theirs).map_err(sys_err(format!("open {theirs}")))?;
             me.save(kind)?;
-            nix::sched::setns(f.as_fd(), clone_flag(kind)).map_err(nix_err(format!("setns {theirs}")))?;
+            nix::sched::setns(f.as_fd(), clone_flag(kind))
+                .map_err(nix_err(format!("setns {theirs}")))?;
         }
         Ok(me)
     }
@@ -561,7 +566,7 @@ fn write_id_maps(pid: i32, config: &Config) -> Result<(), ContainerError> {
 }
 
 /// Writes the pid file atomically (temporary file + rename), as runc does.
-fn write_pid_file(path: &Path, pid: i32) -> Result<(), ContainerError> {
+pub(crate) fn write_pid_file(path: &Path, pid: i32) -> Result<(), ContainerError> {
     let path =
         std::path::absolute(path).map_err(sys_err(format!("--pid-file {}", path.display())))?;
     let name = path

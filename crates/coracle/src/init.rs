@@ -277,3 +277,75 @@ fn wait_and_exec(exe: &CStr, args: &InitArgs<'_>) -> InitError {
         Ok(never) => match never {},
     }
 }
+
+/// What an exec'ed process needs.
+pub(crate) struct ExecInitArgs<'a> {
+    pub process: &'a ProcessConfig,
+    /// The container init's pidfd, whose namespaces we join.
+    pub init_pidfd: BorrowedFd<'a>,
+    /// The namespaces to join through the pidfd.
+    pub join: nix::sched::CloneFlags,
+    pub console: Option<&'a std::os::fd::OwnedFd>,
+    pub preserve_fds: u32,
+}
+
+/// Runs a process exec'ed into a container; returns only an exit code when it failed (the
+/// error then went to the parent over `channel`).
+pub(crate) fn run_exec(args: ExecInitArgs<'_>, channel: Channel) -> i32 {
+    let err = exec_steps(&args, &channel);
+    let _ = channel.send(&Message::Error(error_chain(&err)));
+    1
+}
+
+/// The steps of an exec'ed process; returns only on failure.
+fn exec_steps(args: &ExecInitArgs<'_>, channel: &Channel) -> InitError {
+    let run = || -> Result<CString, InitError> {
+        // 1. Non-dumpable before we enter the container, until execve (CVE-2019-5736).
+        sys::process::set_dumpable(false).map_err(sys_err("prctl(PR_SET_DUMPABLE)"))?;
+        // 2. Wait until the parent has put us in the container's cgroup.
+        match channel.expect(&Message::Go, Some(Duration::from_secs(60))) {
+            Ok(()) => {}
+            Err(ExpectError::Sync(e)) => return Err(e.into()),
+            Err(ExpectError::Remote(text)) => return Err(InitError::Parent(text)),
+        }
+        // 3. Every namespace of the init at once (user first, mount last, done by the kernel).
+        if !args.join.is_empty() {
+            nix::sched::setns(args.init_pidfd, args.join)
+                .map_err(nix_err("setns to the container's namespaces"))?;
+        }
+        let p = args.process;
+        // 4. The terminal, on the container's /dev/pts.
+        if let Some(socket) = args.console {
+            crate::console::setup_pty(socket, p.console_size)?;
+        }
+        // 5. Limits, program, working directory, user and capabilities, as for the init.
+        p.rlimits.apply()?;
+        let exe = find_executable(p)?;
+        let cwd_first = nix::unistd::chdir(&p.cwd);
+        user::switch(&p.user, &p.capabilities, true)?;
+        if cwd_first.is_err() {
+            nix::unistd::chdir(&p.cwd).map_err(|e| InitError::Cwd {
+                path: p.cwd.clone(),
+                source: e.into(),
+            })?;
+        }
+        check_cwd(&p.cwd)?;
+        if p.no_new_privileges {
+            sys::process::set_no_new_privs().map_err(sys_err("prctl(PR_SET_NO_NEW_PRIVS)"))?;
+        }
+        Ok(exe)
+    };
+    let exe = match run() {
+        Ok(exe) => exe,
+        Err(e) => return e,
+    };
+    // 6. Fresh signals, close every other fd, exec.
+    sys::process::reset_signals();
+    if let Err(e) = sys::process::cloexec_from(3 + args.preserve_fds) {
+        return sys_err("close_range")(e);
+    }
+    match nix::unistd::execve(&exe, &args.process.args, &args.process.env) {
+        Err(e) => nix_err(format!("exec {}", exe.to_string_lossy()))(e),
+        Ok(never) => match never {},
+    }
+}

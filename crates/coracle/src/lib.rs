@@ -29,6 +29,7 @@ pub mod cgroups;
 pub mod console;
 pub mod container;
 pub mod error;
+pub mod exec;
 mod init;
 pub mod namespaces;
 pub mod rlimits;
@@ -41,6 +42,7 @@ pub mod user;
 
 pub use container::{Container, CreateOptions};
 pub use error::Error;
+pub use exec::{ExecOptions, ExecProcess};
 pub use spec::Config;
 pub use state::{State, Status};
 

@@ -1,0 +1,153 @@
+//! `exec`: a new process in a running container. It joins every namespace of the container's
+//! init (pid and time through the "for children" namespaces before the clone, the others by
+//! `setns` on the init's pidfd), the container's cgroup, and gets its own credentials.
+
+use std::os::fd::{AsFd, OwnedFd};
+use std::path::PathBuf;
+
+use nix::sched::CloneFlags;
+use oci_spec::runtime::{LinuxNamespaceType, Process};
+
+use crate::container::{sys_err, Container, ContainerError, ForChildren};
+use crate::init::{self, ExecInitArgs};
+use crate::spec::ProcessConfig;
+use crate::state::Status;
+use crate::sync::{self, Message, SyncError};
+use crate::sys::process::{self as sysproc, CloneResult};
+use crate::Error;
+
+/// Options of [`Container::exec`] (runc's `exec` flags that are not part of the process).
+#[derive(Debug, Clone, Default)]
+pub struct ExecOptions {
+    /// Where to write the new process's pid.
+    pub pid_file: Option<PathBuf>,
+    /// A unix socket to send the pty master to.
+    pub console_socket: Option<PathBuf>,
+    /// Pass fds 3 .. 3+N to the process.
+    pub preserve_fds: u32,
+    /// Exec even into a paused container.
+    pub ignore_paused: bool,
+}
+
+/// A process started by [`Container::exec`].
+#[derive(Debug)]
+pub struct ExecProcess {
+    /// Its pid.
+    pub pid: i32,
+    /// A pidfd for it (it is a child of the calling process).
+    pub pidfd: OwnedFd,
+}
+
+impl ExecProcess {
+    /// Waits for the process and returns its exit status (code, or 128 + signal).
+    pub fn wait(&self) -> Result<i32, Error> {
+        let status = sysproc::pidfd_wait(self.pidfd.as_fd(), false).map_err(sys_err("waitid"))?;
+        Ok(status.unwrap_or(0))
+    }
+}
+
+impl Container {
+    /// Starts `process` inside the container and returns once it has exec'ed (an exec failure,
+    /// such as a missing program, is returned as an error).
+    pub fn exec(&self, process: &Process, opts: &ExecOptions) -> Result<ExecProcess, Error> {
+        let status = self.status();
+        match status {
+            Status::Running | Status::Created => {}
+            Status::Paused if opts.ignore_paused => {}
+            _ => {
+                return Err(ContainerError::WrongStatus {
+                    id: self.id().to_string(),
+                    status,
+                    op: "exec in it",
+                }
+                .into())
+            }
+        }
+        let process = ProcessConfig::from_spec(process)?;
+        let console = match (&opts.console_socket, process.terminal) {
+            (Some(path), true) => {
+                Some(crate::console::connect(path).map_err(ContainerError::from)?)
+            }
+            (None, true) => return Err(ContainerError::TerminalWithoutSocket.into()),
+            (Some(_), false) => return Err(ContainerError::SocketWithoutTerminal.into()),
+            (None, false) => None,
+        };
+        let init_pidfd = self.init_pidfd()?;
+        let join = self.join_flags();
+        let cgroup = self.cgroup();
+        let clone_target = cgroup.clone_target();
+        let (parent_end, child_end) = sync::pair().map_err(ContainerError::from)?;
+        let for_children = ForChildren::for_exec(self.init_pid())?;
+        // SAFETY: the runtime is single-threaded; the child runs `init::run_exec` and leaves
+        // with `_exit` or execve, never returning into our caller.
+        let cloned = unsafe { sysproc::clone3(0, clone_target.as_ref().map(|f| f.as_fd())) };
+        let (pid, pidfd) = match cloned.map_err(sys_err("clone3"))? {
+            CloneResult::Child => {
+                drop(parent_end);
+                let args = ExecInitArgs {
+                    process: &process,
+                    init_pidfd: init_pidfd.as_fd(),
+                    join,
+                    console: console.as_ref(),
+                    preserve_fds: opts.preserve_fds,
+                };
+                sysproc::exit_now(init::run_exec(args, child_end))
+            }
+            CloneResult::Parent { pid, pidfd } => (pid, pidfd),
+        };
+        drop(for_children);
+        drop(child_end);
+        drop(console);
+        let kill_child = |e: Error| {
+            let _ = sysproc::pidfd_send_signal(pidfd.as_fd(), libc::SIGKILL);
+            let _ = sysproc::pidfd_wait(pidfd.as_fd(), false);
+            e
+        };
+        if clone_target.is_none() {
+            cgroup.add_pid(pid).map_err(|e| kill_child(e.into()))?;
+        }
+        parent_end
+            .send(&Message::Go)
+            .map_err(|e| kill_child(ContainerError::from(e).into()))?;
+        // The channel is close-on-exec: end-of-file means the program was exec'ed.
+        match parent_end.recv("exec", None) {
+            Err(SyncError::Eof { .. }) => {}
+            Ok(Message::Error(text)) => {
+                let _ = sysproc::pidfd_wait(pidfd.as_fd(), false);
+                return Err(ContainerError::Init(text).into());
+            }
+            Ok(got) => {
+                return Err(kill_child(
+                    ContainerError::from(SyncError::Unexpected {
+                        expected: "exec",
+                        got,
+                    })
+                    .into(),
+                ))
+            }
+            Err(e) => return Err(kill_child(ContainerError::from(e).into())),
+        }
+        if let Some(path) = &opts.pid_file {
+            crate::container::write_pid_file(path, pid)?;
+        }
+        Ok(ExecProcess { pid, pidfd })
+    }
+
+    /// The namespaces an exec'ed process joins by `setns` on the init's pidfd: those of the
+    /// container's config, but pid and time (joined before the clone).
+    fn join_flags(&self) -> CloneFlags {
+        let namespaces = self
+            .config()
+            .linux()
+            .as_ref()
+            .and_then(|l| l.namespaces().clone())
+            .unwrap_or_default();
+        namespaces
+            .iter()
+            .map(|n| n.typ())
+            .filter(|k| !matches!(k, LinuxNamespaceType::Pid | LinuxNamespaceType::Time))
+            .fold(CloneFlags::empty(), |acc, k| {
+                acc | crate::namespaces::clone_flag(k)
+            })
+    }
+}
