@@ -222,7 +222,7 @@ enum Command {
         quiet: bool,
     },
     /// Run a new process in a running container.
-    Exec(ExecArgs),
+    Exec(Box<ExecArgs>),
     /// Write a template config.json.
     Spec {
         /// Where to write config.json.
