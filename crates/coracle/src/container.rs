@@ -11,6 +11,7 @@ use nix::sys::signal::Signal;
 use oci_spec::runtime::LinuxNamespaceType;
 
 use crate::cgroups::Cgroup;
+use crate::hooks;
 use crate::init::{self, InitArgs};
 use crate::namespaces::{clone_flag, render_mappings};
 use crate::spec::Config;
@@ -64,6 +65,9 @@ pub enum ContainerError {
     /// The console.
     #[error(transparent)]
     Console(#[from] crate::console::ConsoleError),
+    /// A hook failed.
+    #[error(transparent)]
+    Hook(#[from] hooks::HookError),
     /// A feature the config asks for that this runtime does not offer yet.
     #[error("{0}: not supported yet")]
     Unsupported(&'static str),
@@ -276,6 +280,7 @@ impl Container {
             CloneResult::Child => {
                 drop(parent_end);
                 let args = InitArgs {
+                    id,
                     config: &config,
                     fifo: fifo.as_fd(),
                     no_pivot: opts.no_pivot,
@@ -310,7 +315,6 @@ impl Container {
         }
         let (_, start_time) =
             state::proc_stat(pid).ok_or_else(|| ContainerError::InitDied(id.to_string()))?;
-        record.state.pid = pid;
         record.state.status = Status::Created;
         record.init_start_time = start_time;
         if let Some(pid_file) = &opts.pid_file {
@@ -451,6 +455,12 @@ impl Container {
         self.record.started = true;
         self.record.state.status = Status::Running;
         self.dir.write(&self.record)?;
+        let hooks = self.record.config.hooks().as_ref();
+        if let Err(e) = hooks::run_all(hooks, hooks::Kind::Poststart, &self.record.state) {
+            // As runc: a failed poststart hook stops the container.
+            let _ = self.kill(Signal::SIGKILL, false);
+            return Err(ContainerError::from(e).into());
+        }
         Ok(())
     }
 
@@ -519,7 +529,14 @@ impl Container {
             std::thread::sleep(Duration::from_millis(10));
         }
         cgroup.destroy()?;
+        let mut st = self.record.state.clone();
+        st.status = Status::Stopped;
+        let hooks = self.record.config.hooks().clone();
         self.dir.remove()?;
+        if let Err(e) = hooks::run_all(hooks.as_ref(), hooks::Kind::Poststop, &st) {
+            // A failed poststop hook does not fail the delete: it is only reported.
+            eprintln!("coracle: warning: {}", crate::init::error_chain(&e));
+        }
         Ok(())
     }
 }

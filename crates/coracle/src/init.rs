@@ -15,6 +15,7 @@ use oci_spec::runtime::LinuxNamespaceType;
 
 use crate::rootfs::{self, RootfsError, SetupOptions};
 use crate::spec::{Config, ProcessConfig};
+use crate::state::{State, Status};
 use crate::sync::{Channel, ExpectError, Message, SyncError};
 use crate::sys;
 use crate::user::{self, UserError};
@@ -30,6 +31,8 @@ pub(crate) enum InitError {
     Namespaces(#[from] crate::namespaces::NamespaceError),
     #[error(transparent)]
     Rootfs(#[from] RootfsError),
+    #[error(transparent)]
+    Hook(#[from] crate::hooks::HookError),
     #[error(transparent)]
     Console(#[from] crate::console::ConsoleError),
     #[error(transparent)]
@@ -67,6 +70,7 @@ fn nix_err(op: impl Into<String>) -> impl FnOnce(nix::Error) -> InitError {
 
 /// What the child needs besides the config.
 pub(crate) struct InitArgs<'a> {
+    pub id: &'a str,
     pub config: &'a Config,
     /// An `O_PATH` fd of the exec FIFO, opened by the parent before the clone.
     pub fifo: BorrowedFd<'a>,
@@ -131,7 +135,9 @@ fn prepare(args: &InitArgs<'_>, channel: &Channel) -> Result<CString, InitError>
         nix::unistd::setresgid(0.into(), 0.into(), 0.into()).map_err(nix_err("setresgid(0)"))?;
         nix::unistd::setresuid(0.into(), 0.into(), 0.into()).map_err(nix_err("setresuid(0)"))?;
     }
-    // 5. The root filesystem, up to pivot_root.
+    // 5. createContainer hooks (in our namespaces), then the root filesystem up to pivot_root.
+    let state = container_state(cfg, args.id, Status::Created);
+    crate::hooks::run_all(cfg.spec.hooks().as_ref(), crate::hooks::Kind::CreateContainer, &state)?;
     rootfs::setup(
         &cfg.rootfs_plan,
         SetupOptions {
@@ -189,6 +195,22 @@ fn prepare(args: &InitArgs<'_>, channel: &Channel) -> Result<CString, InitError>
     }
     channel.send(&Message::Ready)?;
     Ok(exe)
+}
+
+/// The state a hook run from the container process sees (the pid as seen from the runtime is
+/// not known in here: the parent's view is in the other hooks).
+fn container_state(cfg: &Config, id: &str, status: Status) -> State {
+    State {
+        oci_version: cfg.spec.version().clone(),
+        id: id.to_string(),
+        pid: i32::try_from(std::process::id()).unwrap_or(0),
+        status,
+        bundle: cfg.bundle.clone(),
+        rootfs: cfg.rootfs.clone(),
+        created: String::new(),
+        owner: String::new(),
+        annotations: cfg.spec.annotations().clone().unwrap_or_default(),
+    }
 }
 
 /// The working directory must lie inside the container's root: a cwd reached through a
@@ -267,6 +289,11 @@ fn wait_and_exec(exe: &CStr, args: &InitArgs<'_>) -> InitError {
         return sys_err("write exec fifo")(e);
     }
     drop(fifo);
+    // startContainer hooks, in the container.
+    let state = container_state(args.config, args.id, Status::Running);
+    if let Err(e) = crate::hooks::run_all(args.config.spec.hooks().as_ref(), crate::hooks::Kind::StartContainer, &state) {
+        return e.into();
+    }
     // 15. Close every fd but stdio and the preserved ones, and exec.
     if let Err(e) = sys::process::cloexec_from(3 + args.preserve_fds) {
         return sys_err("close_range")(e);

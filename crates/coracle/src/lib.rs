@@ -30,6 +30,7 @@ pub mod console;
 pub mod container;
 pub mod error;
 pub mod exec;
+pub mod hooks;
 mod init;
 pub mod namespaces;
 pub mod rlimits;
