@@ -130,11 +130,31 @@ pub fn rmdir_retry(dir: &Path) -> Result<(), CgroupError> {
 }
 
 /// Removes the directories of `created` (in the order they were made, parents first) deepest
-/// first. Tries every one; returns the first error.
-pub fn remove_created(created: &[PathBuf]) -> Result<(), CgroupError> {
+/// first. The container's own cgroups (`leaves`) are removed with [`rmdir_retry`]; a created
+/// parent is tried once and left in place if it is busy: another container's cgroup may live
+/// in it by now (it must not be touched), and none of ours can be inside it any more. Tries
+/// every directory; returns the first error.
+pub fn remove_created(created: &[PathBuf], leaves: &[PathBuf]) -> Result<(), CgroupError> {
     let mut first = None;
     for dir in created.iter().rev() {
-        if let Err(e) = rmdir_retry(dir) {
+        let result = if leaves.contains(dir) {
+            rmdir_retry(dir)
+        } else {
+            match std::fs::remove_dir(dir) {
+                Ok(()) => Ok(()),
+                Err(e)
+                    if e.kind() == ErrorKind::NotFound
+                        || matches!(
+                            e.raw_os_error(),
+                            Some(libc::EBUSY) | Some(libc::ENOTEMPTY)
+                        ) =>
+                {
+                    Ok(())
+                }
+                Err(e) => Err(io("rmdir", dir)(e)),
+            }
+        };
+        if let Err(e) = result {
             first.get_or_insert(e);
         }
     }
@@ -159,11 +179,17 @@ mod tests {
             mkdir_tracked(c, &mut created).unwrap();
         }
         assert_eq!(created, vec![mp.join("a/b"), mp.join("a/b/c")]);
-        remove_created(&created).unwrap();
+        // A created parent that another cgroup now lives in stays (with that cgroup).
+        std::fs::create_dir(mp.join("a/b/other")).unwrap();
+        remove_created(&created, std::slice::from_ref(&target)).unwrap();
+        assert!(!target.exists());
+        assert!(mp.join("a/b/other").is_dir());
+        std::fs::remove_dir(mp.join("a/b/other")).unwrap();
+        remove_created(&created, std::slice::from_ref(&target)).unwrap();
         assert!(!mp.join("a/b").exists());
         assert!(mp.join("a").exists());
         // Again: already gone is fine.
-        remove_created(&created).unwrap();
+        remove_created(&created, &[target]).unwrap();
     }
 
     #[test]

@@ -106,9 +106,11 @@ pub trait CgroupManager {
     /// (controller, directory) pairs as runc's `GetPaths`: the key `""` is the unified
     /// directory (on a v2 host the only one; on a hybrid host the cgroup2 one).
     fn paths(&self) -> Vec<(String, PathBuf)>;
-    /// Removes the directories `create` made, deepest first, retrying while busy.
+    /// Removes the directories `create` made, deepest first: the container's own cgroups
+    /// retrying while busy, created parents only if nothing else lives in them.
     fn destroy(&self) -> Result<(), CgroupError> {
-        fsops::remove_created(self.created())
+        let leaves: Vec<PathBuf> = self.paths().into_iter().map(|(_, p)| p).collect();
+        fsops::remove_created(self.created(), &leaves)
     }
 }
 
@@ -226,9 +228,10 @@ impl Cgroup {
         let before = self.created().len();
         let result = self.manager.get_mut().create();
         if result.is_err() {
+            let leaves: Vec<PathBuf> = self.paths().into_iter().map(|(_, p)| p).collect();
             let made = self.manager.get_mut().created_mut();
             // Best effort: the create error is the one to report.
-            let _ = fsops::remove_created(&made[before..]);
+            let _ = fsops::remove_created(&made[before..], &leaves);
             made.truncate(before);
         }
         result

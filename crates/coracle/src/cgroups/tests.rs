@@ -341,24 +341,16 @@ mod real {
         nix::unistd::geteuid().is_root()
     }
 
-    #[test]
-    fn create_join_and_destroy_on_this_host() {
-        if !is_root() {
-            eprintln!("skipped: needs root");
-            return;
-        }
-        let name = format!(
-            "/coracle-unit-{}-{}",
+    fn unique(tag: &str) -> String {
+        format!(
+            "/coracle-unit-{}-{}{tag}",
             std::process::id(),
             N.fetch_add(1, Ordering::Relaxed)
-        );
-        let mut cg = Cgroup::resolve(Some(Path::new(&name)), "ignored").unwrap();
-        eprintln!("mode {:?}, paths {:?}", cg.mode(), cg.paths());
-        // Before create: none of the leaves exist.
-        for (_, p) in cg.paths() {
-            assert!(!p.exists(), "{} exists already", p.display());
-        }
-        cg.create().unwrap();
+        )
+    }
+
+    /// Creates `cg`, puts a sleeping child in it, checks /proc/<child>/cgroup, kills the child.
+    fn join_a_child(cg: &Cgroup, name: &str) {
         let mut g = Guard {
             child: None,
             cg: cg.clone(),
@@ -376,7 +368,7 @@ mod real {
         let own = host::parse_self_cgroup(&text);
         assert!(!own.is_empty());
         for line in &own {
-            assert_eq!(line.path, Path::new(&name), "{line:?} in\n{text}");
+            assert_eq!(line.path, Path::new(name), "{line:?} in\n{text}");
         }
         // And each hierarchy we resolved appears there.
         for (c, _) in cg.paths() {
@@ -385,15 +377,92 @@ mod real {
             } else {
                 host::own_v1(&own, &c)
             };
-            assert_eq!(listed.as_deref(), Some(Path::new(&name)), "{c}");
+            assert_eq!(listed.as_deref(), Some(Path::new(name)), "{c}");
         }
-
         let mut child = g.child.take().unwrap();
         child.kill().unwrap();
         child.wait().unwrap();
+        // The guard's destroy is harmless here: the caller destroys and checks.
+        std::mem::forget(g);
+    }
+
+    #[test]
+    fn create_join_and_destroy_on_this_host() {
+        if !is_root() {
+            eprintln!("skipped: needs root");
+            return;
+        }
+        let name = unique("");
+        let mut cg = Cgroup::resolve(Some(Path::new(&name)), "ignored").unwrap();
+        eprintln!("mode {:?}, paths {:?}", cg.mode(), cg.paths());
+        // Before create: none of the leaves exist.
+        for (_, p) in cg.paths() {
+            assert!(!p.exists(), "{} exists already", p.display());
+        }
+        cg.create().unwrap();
+        let _g = Guard {
+            child: None,
+            cg: cg.clone(),
+        };
+        join_a_child(&cg, &name);
         cg.destroy().unwrap();
         for (c, p) in cg.paths() {
             assert!(!p.exists(), "{c}: {} still exists", p.display());
+        }
+    }
+
+    /// Two containers under one new parent: the first one created the parent; deleting it
+    /// first leaves the parent (the second still lives there), and the second's directories
+    /// are untouched.
+    #[test]
+    fn nested_paths_share_a_parent() {
+        if !is_root() {
+            eprintln!("skipped: needs root");
+            return;
+        }
+        let parent = unique("");
+        let (na, nb) = (format!("{parent}/a"), format!("{parent}/b"));
+        let mut a = Cgroup::resolve(Some(Path::new(&na)), "x").unwrap();
+        let mut b = Cgroup::resolve(Some(Path::new(&nb)), "x").unwrap();
+        a.create().unwrap();
+        let _ga = Guard {
+            child: None,
+            cg: a.clone(),
+        };
+        b.create().unwrap();
+        let _gb = Guard {
+            child: None,
+            cg: b.clone(),
+        };
+        // a made parent and leaf on each hierarchy; b only its leaf.
+        assert_eq!(a.created().len(), 2 * a.paths().len());
+        assert_eq!(b.created().len(), b.paths().len());
+        if a.is_v2() {
+            // The new parent passed its controllers on to the leaf.
+            let leaf = a.path("").unwrap();
+            let pc = fsops::read_value(leaf.parent().unwrap(), "cgroup.controllers").unwrap();
+            let lc = fsops::read_value(&leaf, "cgroup.controllers").unwrap();
+            eprintln!("v2 leaf controllers: {lc:?}");
+            assert_eq!(lc, pc);
+        }
+        join_a_child(&a, &na);
+        join_a_child(&b, &nb);
+        a.destroy().unwrap();
+        for (c, p) in a.paths() {
+            assert!(!p.exists(), "{c}: {} still exists", p.display());
+            assert!(p.parent().unwrap().is_dir(), "{c}: parent removed");
+        }
+        for (_, p) in b.paths() {
+            assert!(p.is_dir());
+        }
+        b.destroy().unwrap();
+        for (_, p) in b.paths() {
+            assert!(!p.exists());
+        }
+        // The parent was a's: a second destroy of a (delete is retried) removes it now.
+        a.destroy().unwrap();
+        for (_, p) in a.paths() {
+            assert!(!p.parent().unwrap().exists());
         }
     }
 }
