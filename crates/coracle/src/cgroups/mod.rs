@@ -17,6 +17,7 @@
 //! them. Every operation is a function over directory paths, so tests run against temp dirs via
 //! [`Cgroup::resolve_with`] and a fake [`HostInfo`].
 
+pub mod freezer;
 pub mod fsops;
 pub mod host;
 pub mod v1;
@@ -87,6 +88,23 @@ pub enum CgroupError {
         /// The root of the mount (mountinfo field 4).
         mount_root: PathBuf,
     },
+    /// A v1 host without a freezer hierarchy (or not in it): cannot pause.
+    #[error("the freezer cgroup hierarchy is not mounted (or this process is not in it)")]
+    NoFreezer,
+    /// The freezer reported a state it should not be in.
+    #[error("{path}: unexpected freezer state {state:?}")]
+    FreezerState {
+        /// The state file.
+        path: PathBuf,
+        /// What it said.
+        state: String,
+    },
+    /// The cgroup did not reach the frozen state in time (it was thawed again).
+    #[error("{path}: timed out waiting for the cgroup to freeze")]
+    FreezeTimeout {
+        /// The cgroup directory.
+        path: PathBuf,
+    },
 }
 
 /// What a cgroup implementation (v1, v2, later systemd) does for a container. Functions over
@@ -103,6 +121,10 @@ pub trait CgroupManager {
     fn created(&self) -> &[PathBuf];
     /// The same, to update.
     fn created_mut(&mut self) -> &mut Vec<PathBuf>;
+    /// Freezes (`true`) or thaws the cgroup; freezing returns once every task is frozen.
+    fn set_frozen(&self, frozen: bool) -> Result<(), CgroupError>;
+    /// Whether the cgroup is frozen.
+    fn is_frozen(&self) -> Result<bool, CgroupError>;
     /// (controller, directory) pairs as runc's `GetPaths`: the key `""` is the unified
     /// directory (on a v2 host the only one; on a hybrid host the cgroup2 one).
     fn paths(&self) -> Vec<(String, PathBuf)>;
@@ -255,6 +277,21 @@ impl Cgroup {
     /// The pids in the cgroup (v1: from the devices hierarchy, as runc).
     pub fn pids(&self) -> Result<Vec<i32>, CgroupError> {
         self.manager.get().pids()
+    }
+
+    /// Freezes every process of the cgroup (`pause`); returns once they all are frozen.
+    pub fn freeze(&self) -> Result<(), CgroupError> {
+        self.manager.get().set_frozen(true)
+    }
+
+    /// Thaws the cgroup (`resume`).
+    pub fn thaw(&self) -> Result<(), CgroupError> {
+        self.manager.get().set_frozen(false)
+    }
+
+    /// Whether the cgroup is frozen (the container is `paused`).
+    pub fn is_frozen(&self) -> Result<bool, CgroupError> {
+        self.manager.get().is_frozen()
     }
 
     /// Removes the directories this container created (deepest first), retrying while the

@@ -329,6 +329,8 @@ mod real {
 
     impl Drop for Guard {
         fn drop(&mut self) {
+            // A frozen v1 task does not die until thawed.
+            let _ = self.cg.thaw();
             if let Some(mut c) = self.child.take() {
                 let _ = c.kill();
                 let _ = c.wait();
@@ -379,6 +381,17 @@ mod real {
             };
             assert_eq!(listed.as_deref(), Some(Path::new(name)), "{c}");
         }
+        // Pause and resume.
+        assert!(!cg.is_frozen().unwrap());
+        cg.freeze().unwrap();
+        assert!(cg.is_frozen().unwrap());
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+        eprintln!(
+            "frozen child state: {}",
+            stat.split(' ').nth(2).unwrap_or("?")
+        );
+        cg.thaw().unwrap();
+        assert!(!cg.is_frozen().unwrap());
         let mut child = g.child.take().unwrap();
         child.kill().unwrap();
         child.wait().unwrap();

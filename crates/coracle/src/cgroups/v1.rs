@@ -165,6 +165,18 @@ impl CgroupManager for V1Cgroup {
         dir.map_or(Ok(Vec::new()), read_pids)
     }
 
+    fn set_frozen(&self, frozen: bool) -> Result<(), CgroupError> {
+        let dir = self.path("freezer").ok_or(CgroupError::NoFreezer)?;
+        super::freezer::v1_set(dir, frozen)
+    }
+
+    fn is_frozen(&self) -> Result<bool, CgroupError> {
+        match self.path("freezer") {
+            Some(dir) => super::freezer::v1_is_frozen(dir),
+            None => Ok(false),
+        }
+    }
+
     fn created(&self) -> &[PathBuf] {
         &self.created
     }

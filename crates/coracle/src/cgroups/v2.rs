@@ -115,6 +115,14 @@ impl CgroupManager for V2Cgroup {
         read_pids(&self.path)
     }
 
+    fn set_frozen(&self, frozen: bool) -> Result<(), CgroupError> {
+        super::freezer::v2_set(&self.path, frozen)
+    }
+
+    fn is_frozen(&self) -> Result<bool, CgroupError> {
+        super::freezer::v2_is_frozen(&self.path)
+    }
+
     fn created(&self) -> &[PathBuf] {
         &self.created
     }
