@@ -268,6 +268,8 @@ impl Container {
         cgroup.create()?;
         guard.cgroup = Some(cgroup.clone());
         record.cgroup = cgroup.clone();
+        // Recorded at once, so that a delete after a crash finds the directories.
+        dir.write(&record)?;
 
         let (parent_end, child_end) = sync::pair().map_err(ContainerError::from)?;
         let clone_target = cgroup.clone_target();
@@ -305,9 +307,17 @@ impl Container {
         if clone_target.is_none() {
             cgroup.add_pid(pid)?;
         }
+        // prestart and createRuntime hooks: the namespaces exist, nothing is mounted yet.
+        record.state.pid = pid;
+        let hooks = config.spec.hooks().as_ref();
+        hooks::run_all(hooks, hooks::Kind::Prestart, &record.state)
+            .map_err(ContainerError::from)?;
+        hooks::run_all(hooks, hooks::Kind::CreateRuntime, &record.state)
+            .map_err(ContainerError::from)?;
         parent_end
             .send(&Message::Go)
             .map_err(ContainerError::from)?;
+
         match parent_end.expect(&Message::Ready, Some(SETUP_TIMEOUT)) {
             Ok(()) => {}
             Err(ExpectError::Remote(text)) => return Err(ContainerError::Init(text).into()),

@@ -119,7 +119,12 @@ pub fn run_all(hooks: Option<&Hooks>, kind: Kind, state: &State) -> Result<(), H
 
 fn run_one(hook: &Hook, kind: &'static str, index: usize, state: &[u8]) -> Result<(), HookError> {
     let path = hook.path().clone();
-    let spawn_err = |source| HookError::Spawn { kind, index, path: path.clone(), source };
+    let spawn_err = |source| HookError::Spawn {
+        kind,
+        index,
+        path: path.clone(),
+        source,
+    };
     let mut cmd = Command::new(&path);
     if let Some(args) = hook.args() {
         if let Some((argv0, rest)) = args.split_first() {
@@ -132,7 +137,9 @@ fn run_one(hook: &Hook, kind: &'static str, index: usize, state: &[u8]) -> Resul
             cmd.env(k, v);
         }
     }
-    cmd.stdin(Stdio::piped()).stdout(Stdio::null()).stderr(Stdio::piped());
+    cmd.stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
     let mut child = cmd.spawn().map_err(spawn_err)?;
     let pid = i32::try_from(child.id()).unwrap_or(-1);
     if let Some(mut stdin) = child.stdin.take() {
@@ -142,7 +149,10 @@ fn run_one(hook: &Hook, kind: &'static str, index: usize, state: &[u8]) -> Resul
     let timeout = hook.timeout().filter(|t| *t > 0);
     if let Some(secs) = timeout {
         let pidfd = sysproc::pidfd_open(pid).map_err(spawn_err)?;
-        let mut fds = [nix::poll::PollFd::new(pidfd.as_fd(), nix::poll::PollFlags::POLLIN)];
+        let mut fds = [nix::poll::PollFd::new(
+            pidfd.as_fd(),
+            nix::poll::PollFlags::POLLIN,
+        )];
         let ms = Duration::from_secs(u64::try_from(secs).unwrap_or(0)).as_millis();
         let ms = u16::try_from(ms).unwrap_or(u16::MAX);
         let exited = loop {
@@ -155,7 +165,12 @@ fn run_one(hook: &Hook, kind: &'static str, index: usize, state: &[u8]) -> Resul
         if !exited {
             let _ = child.kill();
             let _ = child.wait();
-            return Err(HookError::Timeout { kind, index, path, secs });
+            return Err(HookError::Timeout {
+                kind,
+                index,
+                path,
+                secs,
+            });
         }
     }
     let out = child.wait_with_output().map_err(spawn_err)?;
@@ -163,9 +178,18 @@ fn run_one(hook: &Hook, kind: &'static str, index: usize, state: &[u8]) -> Resul
         return Ok(());
     }
     use std::os::unix::process::ExitStatusExt;
-    let status = out.status.code().unwrap_or_else(|| 128 + out.status.signal().unwrap_or(0));
+    let status = out
+        .status
+        .code()
+        .unwrap_or_else(|| 128 + out.status.signal().unwrap_or(0));
     let stderr = String::from_utf8_lossy(&out.stderr).trim().to_string();
-    Err(HookError::Failed { kind, index, path, status, stderr })
+    Err(HookError::Failed {
+        kind,
+        index,
+        path,
+        status,
+        stderr,
+    })
 }
 
 #[cfg(test)]
@@ -194,7 +218,11 @@ mod tests {
     fn state_on_stdin_args_env() {
         let dir = tempfile::tempdir().unwrap();
         let out = dir.path().join("out");
-        let script = format!("cat > {}; echo \"$0 $1 $FOO\" >> {}", out.display(), out.display());
+        let script = format!(
+            "cat > {}; echo \"$0 $1 $FOO\" >> {}",
+            out.display(),
+            out.display()
+        );
         let hooks = hook(serde_json::json!({"poststart": [
             {"path": "/bin/sh", "args": ["myhook", "-c", script, "arg1"], "env": ["FOO=bar"]}
         ]}));
@@ -213,12 +241,21 @@ mod tests {
             {"path": "/bin/sh", "args": ["sh", "-c", "sleep 5"], "timeout": 1}
         ]}));
         let e = run_all(Some(&hooks), Kind::CreateRuntime, &state()).unwrap_err();
-        assert!(matches!(&e, HookError::Failed { status: 3, stderr, .. } if stderr == "oops"), "{e}");
+        assert!(
+            matches!(&e, HookError::Failed { status: 3, stderr, .. } if stderr == "oops"),
+            "{e}"
+        );
         let start = std::time::Instant::now();
         let e = run_all(Some(&hooks), Kind::Poststop, &state()).unwrap_err();
         assert!(matches!(e, HookError::Timeout { .. }), "{e}");
         assert!(start.elapsed() < Duration::from_secs(4));
-        let e = run_all(Some(&hook(serde_json::json!({"prestart": [{"path": "/nonexistent"}]}))), Kind::Prestart, &state());
+        let e = run_all(
+            Some(&hook(
+                serde_json::json!({"prestart": [{"path": "/nonexistent"}]}),
+            )),
+            Kind::Prestart,
+            &state(),
+        );
         assert!(matches!(e, Err(HookError::Spawn { .. })));
     }
 }

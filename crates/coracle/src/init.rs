@@ -137,7 +137,11 @@ fn prepare(args: &InitArgs<'_>, channel: &Channel) -> Result<CString, InitError>
     }
     // 5. createContainer hooks (in our namespaces), then the root filesystem up to pivot_root.
     let state = container_state(cfg, args.id, Status::Created);
-    crate::hooks::run_all(cfg.spec.hooks().as_ref(), crate::hooks::Kind::CreateContainer, &state)?;
+    crate::hooks::run_all(
+        cfg.spec.hooks().as_ref(),
+        crate::hooks::Kind::CreateContainer,
+        &state,
+    )?;
     rootfs::setup(
         &cfg.rootfs_plan,
         SetupOptions {
@@ -291,7 +295,11 @@ fn wait_and_exec(exe: &CStr, args: &InitArgs<'_>) -> InitError {
     drop(fifo);
     // startContainer hooks, in the container.
     let state = container_state(args.config, args.id, Status::Running);
-    if let Err(e) = crate::hooks::run_all(args.config.spec.hooks().as_ref(), crate::hooks::Kind::StartContainer, &state) {
+    if let Err(e) = crate::hooks::run_all(
+        args.config.spec.hooks().as_ref(),
+        crate::hooks::Kind::StartContainer,
+        &state,
+    ) {
         return e.into();
     }
     // 15. Close every fd but stdio and the preserved ones, and exec.

@@ -302,7 +302,7 @@ impl ContainerDir {
         }
         if self.fifo_path().exists() {
             Status::Created
-        } else if record.cgroup.is_frozen() {
+        } else if record.cgroup.is_frozen().unwrap_or(false) {
             Status::Paused
         } else {
             Status::Running

@@ -1,60 +1,305 @@
-//! Control groups: the container's cgroup on v1, v2 (unified) and hybrid hosts.
-//! (Stub: being written.)
+//! Control groups: the container's cgroup on v1 (legacy), hybrid and v2 (unified) hosts, placed
+//! as runc 1.1's cgroupfs driver places it.
+//!
+//! - The host is told apart from `/proc/self/mountinfo` ([`host::detect`]): cgroup2 at
+//!   `/sys/fs/cgroup` is unified; v1 hierarchies (plus cgroup2 at `/sys/fs/cgroup/unified` on a
+//!   hybrid host) are legacy.
+//! - `linux.cgroupsPath` is cleaned as runc's `CleanPath` (no climbing out with `..`). Absolute:
+//!   under each hierarchy's mount point. Relative: on v1, under the runtime's own cgroup in each
+//!   hierarchy (`/proc/self/cgroup`); on v2, beside it (under its parent). Absent: the
+//!   container id, as a relative path (runc's default for the fs driver).
+//! - v1: every mounted hierarchy among runc's subsystems, `name=systemd` included; comounted
+//!   controllers share a directory; a hybrid host's cgroup2 hierarchy is joined as well.
+//! - The directories that [`Cgroup::create`] made are recorded (and serialised with the rest),
+//!   and [`Cgroup::destroy`] removes exactly those.
+//!
+//! [`v1::V1Cgroup`] and [`v2::V2Cgroup`] implement [`CgroupManager`]; [`Cgroup`] holds one of
+//! them. Every operation is a function over directory paths, so tests run against temp dirs via
+//! [`Cgroup::resolve_with`] and a fake [`HostInfo`].
+
+pub mod freezer;
+pub mod fsops;
+pub mod host;
+pub mod v1;
+pub mod v2;
 
 use std::os::fd::OwnedFd;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
+
+pub use host::{HostInfo, Mode};
 
 /// Errors of the cgroups module.
 #[derive(Debug, thiserror::Error)]
 pub enum CgroupError {
-    /// An I/O operation on a cgroup file failed.
+    /// An I/O operation on a cgroup file or directory failed.
     #[error("{op} {path}: {source}")]
     Io {
         /// What was done.
         op: &'static str,
         /// On which path.
-        path: std::path::PathBuf,
+        path: PathBuf,
         /// Why it failed.
         #[source]
         source: std::io::Error,
     },
+    /// A line of a cgroup file did not parse.
+    #[error("parse {path}: bad line {line:?}: {source}")]
+    Parse {
+        /// The file.
+        path: PathBuf,
+        /// The offending line.
+        line: String,
+        /// Why.
+        #[source]
+        source: std::num::ParseIntError,
+    },
+    /// No cgroup filesystem is mounted where one is expected.
+    #[error("no cgroup hierarchy mounted (neither cgroup2 at {root} nor v1 hierarchies)")]
+    NoCgroupFs {
+        /// The cgroup root looked at.
+        root: PathBuf,
+    },
+    /// A v1 host without the devices controller: refused, as runc does, since the container
+    /// would have access to every device.
+    #[error("the devices cgroup hierarchy is not mounted (or this process is not in it)")]
+    NoDevicesHierarchy,
+    /// A v2 operation on a host without a unified hierarchy.
+    #[error("no cgroup2 hierarchy mounted")]
+    NoUnifiedMount,
+    /// The runtime's own cgroup in a hierarchy is not listed in /proc/self/cgroup.
+    #[error(
+        "this process's cgroup in the {hierarchy} hierarchy is not listed in /proc/self/cgroup"
+    )]
+    NotInHierarchy {
+        /// The hierarchy (controller name, or `unified`).
+        hierarchy: String,
+    },
+    /// The runtime's own cgroup lies outside the part of the hierarchy that is mounted.
+    #[error(
+        "own cgroup {own} in the {hierarchy} hierarchy is outside its mount root {mount_root}"
+    )]
+    OutsideMount {
+        /// The hierarchy (controller name, or `unified`).
+        hierarchy: String,
+        /// The own cgroup path from /proc/self/cgroup.
+        own: PathBuf,
+        /// The root of the mount (mountinfo field 4).
+        mount_root: PathBuf,
+    },
+    /// A v1 host without a freezer hierarchy (or not in it): cannot pause.
+    #[error("the freezer cgroup hierarchy is not mounted (or this process is not in it)")]
+    NoFreezer,
+    /// The freezer reported a state it should not be in.
+    #[error("{path}: unexpected freezer state {state:?}")]
+    FreezerState {
+        /// The state file.
+        path: PathBuf,
+        /// What it said.
+        state: String,
+    },
+    /// The cgroup did not reach the frozen state in time (it was thawed again).
+    #[error("{path}: timed out waiting for the cgroup to freeze")]
+    FreezeTimeout {
+        /// The cgroup directory.
+        path: PathBuf,
+    },
+}
+
+/// What a cgroup implementation (v1, v2, later systemd) does for a container. Functions over
+/// the directories resolved before.
+pub trait CgroupManager {
+    /// Creates the missing directories (recording the ones made) and prepares them so that a
+    /// task can join (v1 cpuset values, v2 controllers enabled in the ancestors).
+    fn create(&mut self) -> Result<(), CgroupError>;
+    /// Moves `pid` into the container's cgroup on every hierarchy.
+    fn add_pid(&self, pid: i32) -> Result<(), CgroupError>;
+    /// The pids in the container's cgroup.
+    fn pids(&self) -> Result<Vec<i32>, CgroupError>;
+    /// The directories `create` made, parents first.
+    fn created(&self) -> &[PathBuf];
+    /// The same, to update.
+    fn created_mut(&mut self) -> &mut Vec<PathBuf>;
+    /// Freezes (`true`) or thaws the cgroup; freezing returns once every task is frozen.
+    fn set_frozen(&self, frozen: bool) -> Result<(), CgroupError>;
+    /// Whether the cgroup is frozen.
+    fn is_frozen(&self) -> Result<bool, CgroupError>;
+    /// (controller, directory) pairs as runc's `GetPaths`: the key `""` is the unified
+    /// directory (on a v2 host the only one; on a hybrid host the cgroup2 one).
+    fn paths(&self) -> Vec<(String, PathBuf)>;
+    /// Removes the directories `create` made, deepest first: the container's own cgroups
+    /// retrying while busy, created parents only if nothing else lives in them.
+    fn destroy(&self) -> Result<(), CgroupError> {
+        let leaves: Vec<PathBuf> = self.paths().into_iter().map(|(_, p)| p).collect();
+        fsops::remove_created(self.created(), &leaves)
+    }
+}
+
+/// The implementation in use, tagged in state.json.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "driver", rename_all = "lowercase")]
+enum Manager {
+    /// Legacy and hybrid hosts.
+    V1(v1::V1Cgroup),
+    /// Unified hosts.
+    V2(v2::V2Cgroup),
+}
+
+impl Manager {
+    fn get(&self) -> &dyn CgroupManager {
+        match self {
+            Manager::V1(m) => m,
+            Manager::V2(m) => m,
+        }
+    }
+    fn get_mut(&mut self) -> &mut dyn CgroupManager {
+        match self {
+            Manager::V1(m) => m,
+            Manager::V2(m) => m,
+        }
+    }
 }
 
 /// The container's cgroup: resolved paths on every hierarchy, serialisable into state.json so
-/// that later commands find the same directories.
+/// that later commands (run from any cgroup) find the same directories and know which of them
+/// this container created.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct Cgroup {}
+pub struct Cgroup {
+    /// The host's layout when the cgroup was resolved.
+    mode: Mode,
+    /// The cleaned cgroupsPath (or the id, for the default).
+    cgroups_path: PathBuf,
+    /// The implementation, with its directories.
+    #[serde(flatten)]
+    manager: Manager,
+}
 
 impl Cgroup {
-    /// Resolves `linux.cgroupsPath` (absolute, relative, or absent: then derived from `id`) as
-    /// runc does, against the host's cgroup layout. No side effects.
-    pub fn resolve(_cgroups_path: Option<&Path>, _id: &str) -> Result<Self, CgroupError> {
-        Ok(Self {})
+    /// Resolves `linux.cgroupsPath` (absolute, relative, or absent: then the container id as a
+    /// relative path) as runc does, against the host's cgroup layout. No side effects.
+    pub fn resolve(cgroups_path: Option<&Path>, id: &str) -> Result<Self, CgroupError> {
+        Self::resolve_with(&HostInfo::read()?, cgroups_path, id)
     }
+
+    /// [`Cgroup::resolve`] against a given host (the injection point for tests).
+    pub fn resolve_with(
+        host: &HostInfo,
+        cgroups_path: Option<&Path>,
+        id: &str,
+    ) -> Result<Self, CgroupError> {
+        let layout = host::detect(host)?;
+        let own = host::parse_self_cgroup(&host.self_cgroup);
+        let given = cgroups_path.map(host::clean_path).unwrap_or_default();
+        let inner = if given.as_os_str().is_empty() {
+            host::clean_path(Path::new(id))
+        } else {
+            given
+        };
+        let manager = match layout.mode {
+            Mode::Unified => Manager::V2(v2::V2Cgroup::resolve(&layout, &own, &inner)?),
+            Mode::Legacy | Mode::Hybrid => {
+                Manager::V1(v1::V1Cgroup::resolve(&layout, &own, &inner)?)
+            }
+        };
+        Ok(Self {
+            mode: layout.mode,
+            cgroups_path: inner,
+            manager,
+        })
+    }
+
+    /// The host's layout.
+    pub fn mode(&self) -> Mode {
+        self.mode
+    }
+
+    /// Whether this is a unified (pure v2) host.
+    pub fn is_v2(&self) -> bool {
+        self.mode == Mode::Unified
+    }
+
+    /// The cleaned cgroupsPath the directories were derived from.
+    pub fn cgroups_path(&self) -> &Path {
+        &self.cgroups_path
+    }
+
+    /// (controller, directory) pairs, as runc's `GetPaths`: v1 controllers by name
+    /// (`name=systemd` included); the key `""` for the unified directory (the only one on a v2
+    /// host; the cgroup2 one on a hybrid host).
+    pub fn paths(&self) -> Vec<(String, PathBuf)> {
+        self.manager.get().paths()
+    }
+
+    /// The directory of `controller` (v1 name, or `""` for the unified one).
+    pub fn path(&self, controller: &str) -> Option<PathBuf> {
+        self.paths()
+            .into_iter()
+            .find(|(c, _)| c == controller)
+            .map(|(_, p)| p)
+    }
+
+    /// The directories [`Cgroup::create`] made, parents first.
+    pub fn created(&self) -> &[PathBuf] {
+        self.manager.get().created()
+    }
+
     /// Creates the directories (those that do not exist yet; only those are removed later).
+    /// On failure, removes again what this call made.
     pub fn create(&mut self) -> Result<(), CgroupError> {
-        Ok(())
+        let before = self.created().len();
+        let result = self.manager.get_mut().create();
+        if result.is_err() {
+            let leaves: Vec<PathBuf> = self.paths().into_iter().map(|(_, p)| p).collect();
+            let made = self.manager.get_mut().created_mut();
+            // Best effort: the create error is the one to report.
+            let _ = fsops::remove_created(&made[before..], &leaves);
+            made.truncate(before);
+        }
+        result
     }
-    /// On a v2 (unified) host: an fd of the container's cgroup directory for CLONE_INTO_CGROUP.
+
+    /// On a v2 (unified) host: an `O_PATH|O_DIRECTORY` fd of the container's cgroup directory
+    /// for `clone3(CLONE_INTO_CGROUP)`. `None` on v1 and hybrid hosts, or if the directory
+    /// cannot be opened (then [`Cgroup::add_pid`] reports the problem).
     pub fn clone_target(&self) -> Option<OwnedFd> {
-        None
+        match &self.manager {
+            Manager::V2(m) => m.open_dir().ok(),
+            Manager::V1(_) => None,
+        }
     }
+
     /// Moves `pid` into the cgroup on every hierarchy.
-    pub fn add_pid(&self, _pid: i32) -> Result<(), CgroupError> {
-        Ok(())
+    pub fn add_pid(&self, pid: i32) -> Result<(), CgroupError> {
+        self.manager.get().add_pid(pid)
     }
-    /// The pids in the cgroup.
+
+    /// The pids in the cgroup (v1: from the devices hierarchy, as runc).
     pub fn pids(&self) -> Result<Vec<i32>, CgroupError> {
-        Ok(Vec::new())
+        self.manager.get().pids()
     }
-    /// Whether the cgroup is frozen (v1 freezer.state FROZEN, v2 cgroup.freeze 1).
-    pub fn is_frozen(&self) -> bool {
-        false
+
+    /// Freezes every process of the cgroup (`pause`); returns once they all are frozen.
+    pub fn freeze(&self) -> Result<(), CgroupError> {
+        self.manager.get().set_frozen(true)
     }
-    /// Removes the directories this container created, retrying while the kernel says busy.
+
+    /// Thaws the cgroup (`resume`).
+    pub fn thaw(&self) -> Result<(), CgroupError> {
+        self.manager.get().set_frozen(false)
+    }
+
+    /// Whether the cgroup is frozen (the container is `paused`).
+    pub fn is_frozen(&self) -> Result<bool, CgroupError> {
+        self.manager.get().is_frozen()
+    }
+
+    /// Removes the directories this container created (deepest first), retrying while the
+    /// kernel says busy; missing ones are fine. Does not kill: the cgroup must be empty.
     pub fn destroy(&self) -> Result<(), CgroupError> {
-        Ok(())
+        self.manager.get().destroy()
     }
 }
+
+#[cfg(test)]
+mod tests;
