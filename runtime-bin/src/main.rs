@@ -1,6 +1,7 @@
 //! The `coracle` binary: runc's command line over the coracle library. Argument parsing and
 //! output only; every container operation is a library call.
 
+mod cgroup_cmds;
 mod log;
 mod spec_template;
 
@@ -223,6 +224,9 @@ enum Command {
     },
     /// Run a new process in a running container.
     Exec(Box<ExecArgs>),
+    /// Commands on the container's cgroup.
+    #[command(flatten)]
+    Cgroup(cgroup_cmds::CgroupCommand),
     /// Write a template config.json.
     Spec {
         /// Where to write config.json.
@@ -280,6 +284,8 @@ fn run(cli: &Cli) -> Result<u8> {
             Err(e) => return Err(e.into()),
         },
         Command::Exec(args) => return exec(root, args),
+        Command::Cgroup(cmd) => return cgroup_cmds::run(root, cmd),
+
         Command::List { format, quiet } => list(root, format, *quiet)?,
         Command::Spec { bundle } => {
             let rootless = cli.rootless.as_deref().is_some_and(|v| v != "false");
