@@ -4,6 +4,7 @@
 mod cgroup_cmds;
 mod log;
 mod spec_template;
+mod tty;
 
 use std::io::Write;
 use std::os::fd::AsFd;
@@ -107,6 +108,7 @@ impl CreateArgs {
             no_pivot: self.no_pivot,
             no_new_keyring: self.no_new_keyring,
             preserve_fds: self.preserve_fds,
+            relay_console: false,
         }
     }
 }
@@ -388,7 +390,9 @@ fn run_container(root: &Path, args: &CreateArgs, detach: bool, keep: bool) -> Re
         // Blocked before the clone so none is lost; the container process unblocks them.
         mask.thread_block()?;
     }
-    let mut container = Container::create(&args.id, root, &args.options())?;
+    let mut opts = args.options();
+    opts.relay_console = !detach;
+    let mut container = Container::create(&args.id, root, &opts)?;
     if let Err(e) = container.start() {
         let _ = container.delete(true);
         return Err(e.into());
@@ -400,10 +404,15 @@ fn run_container(root: &Path, args: &CreateArgs, detach: bool, keep: bool) -> Re
         .pidfd()
         .ok_or_else(|| CliError("run: lost the container's pidfd".into()))?
         .try_clone_to_owned()?;
-    wait_forwarding(&pidfd, &mask, |sig| {
-        // The init may be exiting right now: a failed forward is not an error.
+    let console = container.take_console();
+    // The init may be exiting right now: a failed forward is not an error.
+    let forward = |sig| {
         let _ = container.kill(sig, false);
-    })?;
+    };
+    match console {
+        Some(master) => tty::relay(master, &pidfd, &mask, forward)?,
+        None => wait_forwarding(&pidfd, &mask, forward)?,
+    }
     let status = container.wait()?;
     if !keep {
         container.delete(true)?;
