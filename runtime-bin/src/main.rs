@@ -109,6 +109,8 @@ impl CreateArgs {
             no_new_keyring: self.no_new_keyring,
             preserve_fds: self.preserve_fds,
             relay_console: false,
+            listen_fds: std::env::var("LISTEN_FDS").ok().and_then(|n| n.parse().ok()).unwrap_or(0),
+
         }
     }
 }

@@ -98,6 +98,9 @@ pub struct CreateOptions {
     /// With `process.terminal` and no console socket: receive the pty master here, for the
     /// caller to relay ([`Container::take_console`]), as `runc run` in the foreground does.
     pub relay_console: bool,
+    /// Socket-activation fds (`LISTEN_FDS` of the caller): passed on as fds 3 .. 3+N, before
+    /// the `preserve_fds` ones, with `LISTEN_FDS=N` and `LISTEN_PID=1` in the environment.
+    pub listen_fds: u32,
 }
 
 impl CreateOptions {
@@ -225,7 +228,12 @@ impl Container {
     /// returns once it waits for [`Container::start`]. On any error nothing is left behind.
     pub fn create(id: &str, root: &Path, opts: &CreateOptions) -> Result<Self, Error> {
         state::check_id(id)?;
-        let config = Config::load(&opts.bundle)?;
+        let mut config = Config::load(&opts.bundle)?;
+        if opts.listen_fds > 0 {
+            for var in [format!("LISTEN_FDS={}", opts.listen_fds), "LISTEN_PID=1".to_string()] {
+                config.process.env.push(std::ffi::CString::new(var).unwrap_or_default());
+            }
+        }
         let console = crate::console::prepare(
             opts.console_socket.as_deref(),
             config.process.terminal,
@@ -285,7 +293,8 @@ impl Container {
                     no_pivot: opts.no_pivot,
                     no_new_keyring: opts.no_new_keyring,
                     console: console.child.as_ref(),
-                    preserve_fds: opts.preserve_fds,
+                    preserve_fds: opts.preserve_fds + opts.listen_fds,
+
                 };
                 let code = init::run(args, child_end);
                 sysproc::exit_now(code)
