@@ -17,7 +17,6 @@ use super::resolve::{Create, RootHandle};
 use super::{io_err, setattr, RootfsError, SetupOptions};
 use crate::sys::fs::MountAttr;
 
-
 /// One line of /proc/self/cgroup.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CgroupLine {

@@ -227,3 +227,6 @@ fn setattr(
         source,
     })
 }
+
+#[cfg(test)]
+mod tests;

@@ -246,6 +246,44 @@ pub fn fd_path(fd: BorrowedFd<'_>) -> std::path::PathBuf {
     std::path::PathBuf::from(format!("/proc/self/fd/{}", fd.as_raw_fd()))
 }
 
+/// Test helper: runs `f` in a forked child and returns its result (the error text travels
+/// back over a pipe). The child exits with `_exit`, so nothing of the test harness runs in it.
+#[cfg(test)]
+pub(crate) fn run_in_child(f: impl FnOnce() -> Result<(), String>) -> Result<(), String> {
+    use std::io::{Read, Write};
+    let (rd, wr) = nix::unistd::pipe().map_err(|e| e.to_string())?;
+    // SAFETY: the child only runs `f` (test code that allocates; glibc makes malloc usable
+    // after fork) and then `_exit`s.
+    match unsafe { nix::unistd::fork() }.map_err(|e| e.to_string())? {
+        nix::unistd::ForkResult::Child => {
+            drop(rd);
+            let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f))
+                .unwrap_or_else(|_| Err("panicked".into()));
+            let mut w = std::fs::File::from(wr);
+            let code = match result {
+                Ok(()) => 0,
+                Err(msg) => {
+                    let _ = w.write_all(msg.as_bytes());
+                    1
+                }
+            };
+            drop(w);
+            // SAFETY: _exit ends the child without running the parent's atexit handlers.
+            unsafe { libc::_exit(code) }
+        }
+        nix::unistd::ForkResult::Parent { child } => {
+            drop(wr);
+            let mut msg = String::new();
+            let _ = std::fs::File::from(rd).read_to_string(&mut msg);
+            let status = nix::sys::wait::waitpid(child, None).map_err(|e| e.to_string())?;
+            match status {
+                nix::sys::wait::WaitStatus::Exited(_, 0) => Ok(()),
+                other => Err(format!("child {other:?}: {msg}")),
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
