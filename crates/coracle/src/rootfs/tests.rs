@@ -264,7 +264,10 @@ fn check_full(name: &str) -> Result<(), String> {
     // Masked and read-only paths, read-only root.
     let kcore = std::fs::read("/proc/keys").map(|v| v.len());
     let kinfo = find(&infos, "/proc/keys");
-    check(matches!(kcore, Ok(0)), &format!("/proc/keys masked: {kcore:?} {kinfo:?}"))?;
+    check(
+        matches!(kcore, Ok(0)),
+        &format!("/proc/keys masked: {kcore:?} {kinfo:?}"),
+    )?;
     check(
         std::fs::read_dir("/sys/firmware").map(Iterator::count).ok() == Some(0),
         "/sys/firmware masked",
@@ -347,6 +350,108 @@ fn dev_null_must_be_the_device() {
             Err(RootfsError::Unsafe { .. }) => Ok(()),
             other => Err(format!("finalize: {other:?}")),
         }
+    })
+    .unwrap();
+}
+
+/// Makes the calling process root of a new user namespace mapped to its own (root) ids, with
+/// new mount, pid and ipc namespaces; the caller must fork for the pid namespace to apply.
+fn user_ns() -> Result<(), String> {
+    let flags = CloneFlags::CLONE_NEWUSER
+        | CloneFlags::CLONE_NEWNS
+        | CloneFlags::CLONE_NEWPID
+        | CloneFlags::CLONE_NEWIPC;
+    unshare(flags).map_err(|e| format!("unshare: {e}"))?;
+    std::fs::write("/proc/self/setgroups", "deny").map_err(|e| format!("setgroups: {e}"))?;
+    std::fs::write("/proc/self/uid_map", "0 0 1").map_err(|e| format!("uid_map: {e}"))?;
+    std::fs::write("/proc/self/gid_map", "0 0 1").map_err(|e| format!("gid_map: {e}"))
+}
+
+#[test]
+fn user_ns_in_child() {
+    let fx = Fixture::new("userns");
+    let spec_json = format!(
+        r#"{{"ociVersion":"1.0.2","root":{{"path":"rootfs","readonly":true}},
+        "mounts":[
+          {{"destination":"/proc","type":"proc","source":"proc"}},
+          {{"destination":"/dev","type":"tmpfs","source":"tmpfs","options":["nosuid","strictatime","mode=755","size=65536k"]}},
+          {{"destination":"/dev/pts","type":"devpts","source":"devpts","options":["nosuid","noexec","newinstance","ptmxmode=0666","mode=0620"]}},
+          {{"destination":"/dev/mqueue","type":"mqueue","source":"mqueue","options":["nosuid","noexec","nodev"]}},
+          {{"destination":"/sys","type":"sysfs","source":"sysfs","options":["nosuid","noexec","nodev","ro"]}},
+          {{"destination":"/sys/fs/cgroup","type":"cgroup","source":"cgroup","options":["nosuid","noexec","nodev","relatime","ro"]}},
+          {{"destination":"/data","source":"{vol}","options":["rbind","ro","rw","ro"]}}
+        ],
+        "linux":{{"maskedPaths":["/proc/keys","/sys/firmware"],"readonlyPaths":["/proc/sys"]}}}}"#,
+        vol = fx.path("vol"),
+    );
+    let spec: oci_spec::runtime::Spec = serde_json::from_str(&spec_json).unwrap();
+    let plan = RootfsPlan::from_spec(&spec, &fx.rootfs()).unwrap();
+    run_in_child(move || {
+        user_ns()?;
+        run_in_child(move || {
+            let opts = SetupOptions {
+                in_user_ns: true,
+                ..SetupOptions::default()
+            };
+            setup(&plan, opts).map_err(|e| format!("setup: {e}"))?;
+            finalize(&plan).map_err(|e| format!("finalize: {e}"))?;
+            let infos = mountinfo::read_self().map_err(|e| e.to_string())?;
+            let sys = find(&infos, "/sys")?;
+            check(
+                sys.fstype == "sysfs" && sys.has_option("ro"),
+                "/sys bound, ro",
+            )?;
+            check(
+                sys.has_option("nosuid") && sys.has_option("noexec"),
+                "/sys keeps locked flags",
+            )?;
+            check(
+                find(&infos, "/sys/fs/cgroup/memory")?.has_option("ro"),
+                "cgroup ro",
+            )?;
+            check(find(&infos, "/data")?.has_option("ro"), "/data ro")?;
+            let null = std::fs::metadata("/dev/null").map_err(|e| e.to_string())?;
+            check(
+                null.rdev() == nix::sys::stat::makedev(1, 3),
+                "/dev/null bound",
+            )?;
+            check(
+                find(&infos, "/dev/null").is_ok(),
+                "/dev/null is a bind mount",
+            )?;
+            check(
+                std::fs::write("/dev/null", b"x").is_ok(),
+                "/dev/null writable",
+            )?;
+            check(
+                std::fs::read("/proc/keys").map(|v| v.len()).ok() == Some(0),
+                "/proc/keys masked",
+            )?;
+            let w = std::fs::write("/proc/sys/kernel/hostname", b"x");
+            check(errno_of(w).is_some(), "/proc/sys not writable")?;
+            check(
+                errno_of(std::fs::write("/newfile", b"x")) == Some(libc::EROFS),
+                "/ read-only",
+            )
+        })
+    })
+    .unwrap();
+}
+
+#[test]
+fn rshared_root_propagation() {
+    let fx = Fixture::new("rshared");
+    let spec_json = r#"{"ociVersion":"1.0.2","root":{"path":"rootfs"},
+        "mounts":[{"destination":"/proc","type":"proc","source":"proc"}],
+        "linux":{"rootfsPropagation":"rshared"}}"#;
+    let spec: oci_spec::runtime::Spec = serde_json::from_str(spec_json).unwrap();
+    let plan = RootfsPlan::from_spec(&spec, &fx.rootfs()).unwrap();
+    run_in_child(move || {
+        private_ns()?;
+        setup(&plan, SetupOptions::default()).map_err(|e| format!("setup: {e}"))?;
+        let infos = mountinfo::read_self().map_err(|e| e.to_string())?;
+        check(find(&infos, "/")?.is_shared(), "/ shared after pivot")?;
+        check(find(&infos, "/proc")?.is_shared(), "/proc shared")
     })
     .unwrap();
 }
