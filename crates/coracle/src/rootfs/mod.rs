@@ -181,6 +181,48 @@ pub fn finalize(plan: &RootfsPlan) -> Result<(), RootfsError> {
     Ok(())
 }
 
+/// Binds the object `source` refers to (a pty, a host file) onto `dest` inside `root`,
+/// creating an empty file or directory there when missing (e.g. /dev/console). The last
+/// component must not be a symlink, and the target must not lie on procfs or sysfs, so a
+/// planted `/dev/console -> /proc/sys/...` cannot redirect the mount. Returns the new mount.
+pub fn bind_onto(
+    root: &RootHandle,
+    source: std::os::fd::BorrowedFd<'_>,
+    dest: &Path,
+) -> Result<std::os::fd::OwnedFd, RootfsError> {
+    use nix::sys::stat::{fstat, SFlag};
+    use nix::sys::statfs::{fstatfs, PROC_SUPER_MAGIC, SYSFS_MAGIC};
+    let shown = root.display_path(dest);
+    let st = fstat(source).map_err(|e| io_err("stat the source for", &shown)(e.into()))?;
+    let create = if SFlag::from_bits_truncate(st.st_mode) & SFlag::S_IFMT == SFlag::S_IFDIR {
+        Create::Dir
+    } else {
+        Create::File
+    };
+    let target = match root.open_in(dest, OFlag::O_PATH | OFlag::O_NOFOLLOW) {
+        Ok(fd) => fd,
+        Err(e) if e.raw_os_error() == Some(libc::ENOENT) => root
+            .open_or_create(dest, create)
+            .map_err(io_err("create mount point", &shown))?,
+        Err(e) => return Err(io_err("open", &shown)(e)),
+    };
+    let tst = fstat(&target).map_err(|e| io_err("stat", &shown)(e.into()))?;
+    if SFlag::from_bits_truncate(tst.st_mode) & SFlag::S_IFMT == SFlag::S_IFLNK {
+        return Err(RootfsError::Unsafe {
+            path: shown,
+            reason: "is a symlink",
+        });
+    }
+    let fs = fstatfs(&target).map_err(|e| io_err("statfs", &shown)(e.into()))?;
+    if fs.filesystem_type() == PROC_SUPER_MAGIC || fs.filesystem_type() == SYSFS_MAGIC {
+        return Err(RootfsError::Unsafe {
+            path: shown,
+            reason: "lies on procfs or sysfs",
+        });
+    }
+    mounts::bind_fd(source, target.as_fd(), false, Path::new("fd"), &shown)
+}
+
 fn ro_attr() -> MountAttr {
     MountAttr {
         attr_set: MOUNT_ATTR_RDONLY,

@@ -98,6 +98,22 @@ impl RootHandle {
         )
     }
 
+    /// Opens `path` like [`RootHandle::open_in`] and checks that what was opened lies on a
+    /// filesystem of type `fs` (e.g. `nix::sys::statfs::PROC_SUPER_MAGIC` before a write to
+    /// /proc/sys): a bind mount or symlink planted over it is refused with EXDEV.
+    pub fn open_on_fs(
+        &self,
+        path: &Path,
+        flags: OFlag,
+        fs: nix::sys::statfs::FsType,
+    ) -> io::Result<OwnedFd> {
+        let fd = self.open_in(path, flags)?;
+        if nix::sys::statfs::fstatfs(&fd)?.filesystem_type() != fs {
+            return Err(io::Error::from_raw_os_error(libc::EXDEV));
+        }
+        Ok(fd)
+    }
+
     /// Opens `path` as an O_PATH fd, creating it first when missing as `create` says (missing
     /// parents become directories). A dangling symlink on the way is followed inside the root
     /// (what it names is created there), as runc does.

@@ -1,6 +1,7 @@
 //! setup + finalize in forked children with their own mount namespace; each checks from
 //! inside (mountinfo, stat, writes) and the parent checks that nothing reached the host.
 
+use std::os::fd::AsFd;
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::{Path, PathBuf};
 
@@ -452,6 +453,56 @@ fn rshared_root_propagation() {
         let infos = mountinfo::read_self().map_err(|e| e.to_string())?;
         check(find(&infos, "/")?.is_shared(), "/ shared after pivot")?;
         check(find(&infos, "/proc")?.is_shared(), "/proc shared")
+    })
+    .unwrap();
+}
+
+#[test]
+fn bind_onto_and_open_on_fs() {
+    let fx = Fixture::new("console");
+    let spec_json = r#"{"ociVersion":"1.0.2","root":{"path":"rootfs"},
+        "mounts":[{"destination":"/proc","type":"proc","source":"proc"},
+                  {"destination":"/dev","type":"tmpfs","source":"tmpfs","options":["nosuid","mode=755"]}]}"#;
+    let spec: oci_spec::runtime::Spec = serde_json::from_str(spec_json).unwrap();
+    let plan = RootfsPlan::from_spec(&spec, &fx.rootfs()).unwrap();
+    run_in_child(move || {
+        private_ns()?;
+        setup(&plan, SetupOptions::default()).map_err(|e| format!("setup: {e}"))?;
+        let root = RootHandle::open(Path::new("/")).map_err(|e| e.to_string())?;
+        let null = nix::fcntl::open(
+            "/dev/null",
+            nix::fcntl::OFlag::O_RDWR,
+            nix::sys::stat::Mode::empty(),
+        )
+        .map_err(|e| e.to_string())?;
+        // A planted symlink to a proc file is refused.
+        std::os::unix::fs::symlink("/proc/sys/kernel/hostname", "/dev/console")
+            .map_err(|e| e.to_string())?;
+        let r = bind_onto(&root, null.as_fd(), Path::new("/dev/console"));
+        check(
+            matches!(r, Err(RootfsError::Unsafe { .. })),
+            &format!("symlink refused: {r:?}"),
+        )?;
+        std::fs::remove_file("/dev/console").map_err(|e| e.to_string())?;
+        bind_onto(&root, null.as_fd(), Path::new("/dev/console"))
+            .map_err(|e| format!("bind: {e}"))?;
+        let st = std::fs::metadata("/dev/console").map_err(|e| e.to_string())?;
+        check(
+            st.rdev() == nix::sys::stat::makedev(1, 3),
+            "bound onto /dev/console",
+        )?;
+        let proc = nix::sys::statfs::PROC_SUPER_MAGIC;
+        let flags = nix::fcntl::OFlag::O_RDONLY;
+        check(
+            root.open_on_fs(Path::new("/proc/sys/kernel/hostname"), flags, proc)
+                .is_ok(),
+            "proc file",
+        )?;
+        let r = root.open_on_fs(Path::new("/etc/existing"), flags, proc);
+        check(
+            r.err().and_then(|e| e.raw_os_error()) == Some(libc::EXDEV),
+            "not on proc",
+        )
     })
     .unwrap();
 }
