@@ -639,8 +639,12 @@ impl Runtime {
         id
     }
 
-    /// Remembers `id` for cleanup.
+    /// Remembers `id` for cleanup (ids that are not plain names are never tracked, so cleanup
+    /// cannot reach outside the root).
     pub fn track(&self, id: &str) {
+        if id.is_empty() || id == "." || id == ".." || id.contains('/') {
+            return;
+        }
         if let Ok(mut ids) = self.ids.lock() {
             if !ids.iter().any(|i| i == id) {
                 ids.push(id.to_string());
@@ -724,13 +728,14 @@ impl Runtime {
         let mut args = vec!["create"];
         args.extend_from_slice(extra);
         args.extend_from_slice(&["--bundle", bundle.path_str(), id]);
-        self.exec_to(&args, &format!("create-{id}"))
+        self.exec_to(&args, &format!("create-{}", file_safe(id)))
     }
 
     /// What the container created as `id` wrote so far to stdout and stderr.
     pub fn container_output(&self, id: &str) -> (String, String) {
         let read = |ext: &str| {
-            fs::read_to_string(self.work.join(format!("create-{id}.{ext}"))).unwrap_or_default()
+            let name = format!("create-{}.{ext}", file_safe(id));
+            fs::read_to_string(self.work.join(name)).unwrap_or_default()
         };
         (read("out"), read("err"))
     }
@@ -817,6 +822,19 @@ impl Drop for Runtime {
         remove_tree_unless_mounted(&self.root);
         let _ = fs::remove_dir_all(&self.work);
     }
+}
+
+/// `id` with every character that is not alphanumeric, `-`, `_` or `.` replaced by `_`.
+fn file_safe(id: &str) -> String {
+    id.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || "-_.".contains(c) {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect()
 }
 
 /// Spawns `cmd` with stdout and stderr to `<dir>/<stem>.out|err`, waits with the timeout, and

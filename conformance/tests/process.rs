@@ -50,7 +50,7 @@ fn runtime_environment_does_not_leak() {
 
 fn tempdir_for_output() -> std::path::PathBuf {
     let d = std::env::temp_dir().join(coracle_conformance::unique("coracle-test-out"));
-    std::fs::create_dir_all(&d).unwrap();
+    std::fs::create_dir_all(&d).expect("mkdir output dir");
     d
 }
 
@@ -308,7 +308,7 @@ fn run_with_fd3(extra: &[&str]) -> coracle_conformance::Output {
     );
     b.write();
     let marker = b.path().join("fd3-marker");
-    std::fs::write(&marker, "marker-from-fd3\n").unwrap();
+    std::fs::write(&marker, "marker-from-fd3\n").expect("write marker");
     let id = rt.new_id();
     let mut args: Vec<String> = rt.global_args();
     args.push("run".into());
