@@ -38,6 +38,6 @@ say "cargo build"
 cargo build --workspace
 
 say "cargo test (unit + conformance)"
-cargo test --workspace
+cargo test --workspace --no-fail-fast
 
 say "all checks passed"

@@ -618,3 +618,65 @@ fn relative_cgroups_path_and_none() {
         assert!(left.is_empty(), "cgroup left after run: {left:?}");
     }
 }
+
+#[test]
+fn recursive_mount_attributes() {
+    // A host directory with a submount, bind-mounted with rbind + rro + rnosuid: the submount
+    // must be read-only and nosuid too.
+    let out = run_script(
+        |b| {
+            let src = b.path().join("rec-src");
+            let sub = src.join("sub");
+            fs::create_dir_all(&sub).unwrap();
+            let st = std::process::Command::new("mount")
+                .args([
+                    "-t",
+                    "tmpfs",
+                    "-o",
+                    "size=1m",
+                    "coracle-test",
+                    sub.to_str().unwrap(),
+                ])
+                .status()
+                .unwrap();
+            assert!(st.success(), "mount tmpfs on {}", sub.display());
+            let src = src.display().to_string();
+            b.mount("/mnt/rec", "bind", &src, &["rbind", "rro", "rnosuid"]);
+        },
+        "cat /proc/self/mountinfo; touch /mnt/rec/sub/x 2>/dev/null && echo SUB_WRITE=yes || \
+         echo SUB_WRITE=no",
+    );
+    let m = mounts_of(&out);
+    assert_opts(mount_at(&m, "/mnt/rec", &out), &["ro", "nosuid"], &out);
+    assert_opts(mount_at(&m, "/mnt/rec/sub", &out), &["ro", "nosuid"], &out);
+    assert_eq!(out.expect_field("SUB_WRITE"), "no", "\n{out}");
+}
+
+#[test]
+fn no_pivot() {
+    let rt = Runtime::new();
+    let mut b = Bundle::new();
+    b.sh("cat /proc/self/mountinfo; echo ROOTLS=$(ls / | tr '\\n' ' ')");
+    let out = rt.run_id(&rt.new_id(), &b, &["--no-pivot"]);
+    out.ok();
+    let m = mounts_of(&out);
+    mount_at(&m, "/", &out);
+    assert!(out.expect_field("ROOTLS").contains("bin"), "\n{out}");
+    assert!(!out.expect_field("ROOTLS").contains("rootfs"), "\n{out}");
+}
+
+#[test]
+fn rootfs_propagation_private() {
+    let out = run_script(
+        |b| {
+            b.config["linux"]["rootfsPropagation"] = serde_json::json!("private");
+        },
+        "cat /proc/self/mountinfo",
+    );
+    let m = mounts_of(&out);
+    let root = mount_at(&m, "/", &out);
+    assert!(
+        root.optional.is_empty(),
+        "/ should be private: {root:?}\n{out}"
+    );
+}

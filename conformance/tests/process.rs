@@ -411,3 +411,30 @@ fn stdio_pipes_are_inherited() {
     }
     assert!(out.stderr.contains("to-stderr"), "\n{out}");
 }
+
+#[test]
+fn oom_score_adj() {
+    let out = run_script(
+        |b| {
+            b.config["process"]["oomScoreAdj"] = serde_json::json!(123);
+        },
+        "echo OOM=$(cat /proc/self/oom_score_adj)",
+    );
+    assert_eq!(out.expect_field("OOM"), "123", "\n{out}");
+}
+
+#[test]
+fn sysctls_in_the_container_namespaces() {
+    let out = run_script(
+        |b| {
+            b.config["linux"]["sysctl"] = serde_json::json!({
+                "net.ipv4.ip_forward": "1",
+                "kernel.shm_rmid_forced": "1"
+            });
+        },
+        "echo FWD=$(cat /proc/sys/net/ipv4/ip_forward); \
+         echo SHM=$(cat /proc/sys/kernel/shm_rmid_forced)",
+    );
+    assert_eq!(out.expect_field("FWD"), "1", "\n{out}");
+    assert_eq!(out.expect_field("SHM"), "1", "\n{out}");
+}
