@@ -20,8 +20,16 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
-/// How long one runtime command may take before the test gives up on it.
-pub const COMMAND_TIMEOUT: Duration = Duration::from_secs(60);
+/// How long one runtime command may take before the test gives up on it and kills it:
+/// `$CORACLE_TEST_TIMEOUT` seconds, 20 by default (a command takes well under a second; a hung
+/// runtime must not eat CI's time budget).
+pub fn command_timeout() -> Duration {
+    let secs = std::env::var("CORACLE_TEST_TIMEOUT")
+        .ok()
+        .and_then(|s| s.parse::<u64>().ok())
+        .unwrap_or(20);
+    Duration::from_secs(secs)
+}
 
 static COUNTER: AtomicUsize = AtomicUsize::new(0);
 
@@ -475,7 +483,7 @@ pub struct Output {
     pub cmd: String,
     /// The exit code, or None when it died of a signal or timed out.
     pub code: Option<i32>,
-    /// Set when the command was killed for exceeding [`COMMAND_TIMEOUT`].
+    /// Set when the command was killed for exceeding [`command_timeout`].
     pub timed_out: bool,
     /// Its stdout.
     pub stdout: String,
@@ -545,7 +553,11 @@ impl fmt::Display for Output {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         writeln!(f, "  command: {}", self.cmd)?;
         match (self.timed_out, self.code) {
-            (true, _) => writeln!(f, "  result:  TIMED OUT after {COMMAND_TIMEOUT:?} (killed)")?,
+            (true, _) => writeln!(
+                f,
+                "  result:  TIMED OUT after {:?} (killed)",
+                command_timeout()
+            )?,
             (false, Some(c)) => writeln!(f, "  exit:    {c}")?,
             (false, None) => writeln!(f, "  exit:    killed by a signal")?,
         }
@@ -848,7 +860,7 @@ pub fn spawn_to_files(cmd: &mut Command, dir: &Path, stem: &str, describe: &str)
     let mut child = cmd
         .spawn()
         .unwrap_or_else(|e| panic!("spawning {describe}: {e}"));
-    let status = wait_timeout(&mut child, COMMAND_TIMEOUT);
+    let status = wait_timeout(&mut child, command_timeout());
     let read = |p: &Path| {
         let mut s = Vec::new();
         if let Ok(mut f) = fs::File::open(p) {

@@ -3,7 +3,6 @@
 
 use std::io::Write;
 use std::process::Stdio;
-use std::time::Duration;
 
 use coracle_conformance::{cap_mask, run_script, wait_timeout, Bundle, Runtime};
 
@@ -393,7 +392,7 @@ fn stdio_pipes_are_inherited() {
         let _ = std::io::Read::read_to_string(&mut stderr, &mut s);
         s
     });
-    let status = wait_timeout(&mut child, Duration::from_secs(60));
+    let status = wait_timeout(&mut child, coracle_conformance::command_timeout());
     let out = coracle_conformance::Output {
         cmd: "run (stdio as pipes)".into(),
         code: status.and_then(|s| s.code()),
