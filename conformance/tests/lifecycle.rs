@@ -624,3 +624,52 @@ fn many_containers_in_parallel() {
         assert_nothing_left(&rt, id, b);
     }
 }
+
+#[test]
+fn create_passes_stdio_pipes_through() {
+    use std::io::Read;
+    use std::os::fd::AsRawFd;
+    use std::process::Stdio;
+
+    let rt = Runtime::new();
+    let mut b = Bundle::new();
+    b.sh("echo FD0=$(readlink /proc/$$/fd/0); echo FD1=$(readlink /proc/$$/fd/1); cat");
+    b.write();
+    let id = rt.new_id();
+    let mut cmd = rt.command(&["create", "--bundle", b.path_str(), &id]);
+    cmd.stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null());
+    let mut child = cmd.spawn().unwrap();
+    let stdin = child.stdin.take().unwrap();
+    let mut stdout = child.stdout.take().unwrap();
+    let in_pipe = fs::read_link(format!("/proc/self/fd/{}", stdin.as_raw_fd())).unwrap();
+    let out_pipe = fs::read_link(format!("/proc/self/fd/{}", stdout.as_raw_fd())).unwrap();
+    let status = wait_timeout(&mut child, WAIT);
+    assert_eq!(status.and_then(|s| s.code()), Some(0), "create failed");
+    rt.start(&id).ok();
+    let mut stdin = stdin;
+    std::io::Write::write_all(&mut stdin, b"through-the-pipe\n").unwrap();
+    drop(stdin);
+    let reader = thread::spawn(move || {
+        let mut s = String::new();
+        let _ = stdout.read_to_string(&mut s);
+        s
+    });
+    rt.wait_status(&id, "stopped", WAIT);
+    let out = reader.join().unwrap();
+    assert!(
+        out.contains(&format!("FD0={}", in_pipe.display())),
+        "fd 0 should be our pipe {}:\n{out}",
+        in_pipe.display()
+    );
+    assert!(
+        out.contains(&format!("FD1={}", out_pipe.display())),
+        "fd 1 should be our pipe {}:\n{out}",
+        out_pipe.display()
+    );
+    assert!(
+        out.contains("through-the-pipe"),
+        "stdin did not reach the container:\n{out}"
+    );
+}
