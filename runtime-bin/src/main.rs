@@ -109,8 +109,10 @@ impl CreateArgs {
             no_new_keyring: self.no_new_keyring,
             preserve_fds: self.preserve_fds,
             relay_console: false,
-            listen_fds: std::env::var("LISTEN_FDS").ok().and_then(|n| n.parse().ok()).unwrap_or(0),
-
+            listen_fds: std::env::var("LISTEN_FDS")
+                .ok()
+                .and_then(|n| n.parse().ok())
+                .unwrap_or(0),
         }
     }
 }
@@ -466,9 +468,8 @@ fn exec_process(container: &Container, args: &ExecArgs) -> Result<oci_spec::runt
         let err =
             |e: &dyn std::fmt::Display| CliError(format!("--process {}: {e}", path.display()));
         let text = std::fs::read(path).map_err(|e| err(&e))?;
-        let mut value: serde_json::Value = serde_json::from_slice(&text).map_err(|e| err(&e))?;
-        coracle::capabilities::strip_unknown_capabilities(&mut value);
-        return serde_json::from_value(value).map_err(|e| err(&e));
+        return coracle::spec::parse_spec(&text)
+            .map_err(|(field, e)| err(&format!("{field}: {e}")));
     }
     if args.command.is_empty() {
         return Err(CliError("exec: no command given (and no --process)".into()));

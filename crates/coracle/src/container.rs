@@ -230,8 +230,14 @@ impl Container {
         state::check_id(id)?;
         let mut config = Config::load(&opts.bundle)?;
         if opts.listen_fds > 0 {
-            for var in [format!("LISTEN_FDS={}", opts.listen_fds), "LISTEN_PID=1".to_string()] {
-                config.process.env.push(std::ffi::CString::new(var).unwrap_or_default());
+            for var in [
+                format!("LISTEN_FDS={}", opts.listen_fds),
+                "LISTEN_PID=1".to_string(),
+            ] {
+                config
+                    .process
+                    .env
+                    .push(std::ffi::CString::new(var).unwrap_or_default());
             }
         }
         let console = crate::console::prepare(
@@ -294,7 +300,6 @@ impl Container {
                     no_new_keyring: opts.no_new_keyring,
                     console: console.child.as_ref(),
                     preserve_fds: opts.preserve_fds + opts.listen_fds,
-
                 };
                 let code = init::run(args, child_end);
                 sysproc::exit_now(code)
