@@ -253,9 +253,35 @@ pub(super) fn pivot_root(root: &RootHandle) -> Result<(), RootfsError> {
     Ok(())
 }
 
-/// `--no-pivot`: moves the rootfs mount onto / and chroots into it.
+/// `--no-pivot`: hides the host's full procfs and sysfs mounts (they stay in the mount
+/// namespace under a chroot: runc unmounts them, or covers them with a tmpfs where it may
+/// not), then moves the rootfs mount onto / and chroots into it.
 pub(super) fn move_root(root: &RootHandle) -> Result<(), RootfsError> {
     let slash = Path::new("/");
+    let infos =
+        mountinfo::read_self().map_err(io_err("read", Path::new("/proc/self/mountinfo")))?;
+    let host_fs = infos.iter().filter(|m| {
+        m.root == slash
+            && matches!(m.fstype.as_str(), "proc" | "sysfs")
+            && !m.mount_point.starts_with(root.path())
+    });
+    // Deepest first, so that /sys goes after what is mounted under it.
+    let mut host_fs: Vec<_> = host_fs.map(|m| m.mount_point.clone()).collect();
+    host_fs.sort_by_key(|p| std::cmp::Reverse(p.components().count()));
+    for p in host_fs {
+        match sysfs::mount(None, &p, None, libc::MS_SLAVE | libc::MS_REC, None) {
+            Err(e) if e.raw_os_error() == Some(libc::ENOENT) => continue,
+            other => other.map_err(io_err("make rslave", &p))?,
+        }
+        match nix::mount::umount2(&p, nix::mount::MntFlags::MNT_DETACH) {
+            Ok(()) => {}
+            Err(nix::errno::Errno::EINVAL | nix::errno::Errno::EPERM) => {
+                sysfs::mount(Some(Path::new("tmpfs")), &p, Some("tmpfs"), 0, None)
+                    .map_err(io_err("cover with a tmpfs", &p))?;
+            }
+            Err(e) => return Err(io_err("unmount", &p)(e.into())),
+        }
+    }
     nix::unistd::fchdir(root.fd()).map_err(|e| io_err("chdir", root.path())(e.into()))?;
     mount_path(Some(Path::new(".")), slash, None, libc::MS_MOVE, "move")?;
     nix::unistd::chroot(".").map_err(|e| io_err("chroot", root.path())(e.into()))?;
@@ -302,8 +328,12 @@ pub(super) fn mask_path(
             data: String::new(),
             source,
         };
-        let tmpfs =
-            sysfs::fs_mount("tmpfs", &[], crate::sys::fs::MOUNT_ATTR_RDONLY).map_err(err)?;
+        let tmpfs = sysfs::fs_mount(
+            "tmpfs",
+            &[("source", "tmpfs")],
+            crate::sys::fs::MOUNT_ATTR_RDONLY,
+        )
+        .map_err(err)?;
         sysfs::move_mount(tmpfs.as_fd(), fd.as_fd()).map_err(err)?;
         return Ok(());
     }
