@@ -150,6 +150,11 @@ fn fs_entry(root: &RootHandle, plan: &RootfsPlan, m: &MountEntry) -> Result<Owne
         // /dev stays writable until the devices are made; finalize makes it read-only.
         flags &= !libc::MS_RDONLY;
     }
+    // tmpcopyup writes into the new tmpfs: a read-only one becomes so after the copy.
+    let ro_after_copy = m.options.tmpcopyup && flags & libc::MS_RDONLY != 0;
+    if ro_after_copy {
+        flags &= !libc::MS_RDONLY;
+    }
     let old_dir = if m.options.tmpcopyup {
         Some(
             root.open_in(&m.destination, OFlag::O_RDONLY | OFlag::O_DIRECTORY)
@@ -171,6 +176,13 @@ fn fs_entry(root: &RootHandle, plan: &RootfsPlan, m: &MountEntry) -> Result<Owne
         .map_err(io_err("open new mount", &shown))?;
     if let Some(old) = old_dir {
         super::copyup::copy_dir(&old, &top, &shown)?;
+    }
+    if ro_after_copy {
+        let attr = MountAttr {
+            attr_set: crate::sys::fs::MOUNT_ATTR_RDONLY,
+            ..MountAttr::default()
+        };
+        setattr(&top, &shown, false, &attr)?;
     }
     Ok(top)
 }
