@@ -214,27 +214,20 @@ pub(super) fn mount_fd(
     })
 }
 
-/// pivot_root requires that the rootfs's parent mount is not shared: makes it private when
-/// it is (the mount holding the rootfs's parent directory, from mountinfo).
+/// pivot_root refuses a shared parent mount of the new root: makes the mount holding the
+/// rootfs (the rootfs itself when it is a mount point, as with an overlay) private, trying
+/// each directory upwards until one is a mount point (EINVAL means it is none), as runc does.
 pub(super) fn make_parent_private(rootfs: &Path) -> Result<(), RootfsError> {
-    let infos =
-        mountinfo::read_self().map_err(io_err("read", Path::new("/proc/self/mountinfo")))?;
-    let parent = rootfs.parent().unwrap_or(Path::new("/"));
-    // The last mount on the longest matching mount point is the one on top.
-    let mut best: Option<&mountinfo::MountInfo> = None;
-    for m in &infos {
-        if parent.starts_with(&m.mount_point)
-            && best
-                .is_none_or(|b| m.mount_point.as_os_str().len() >= b.mount_point.as_os_str().len())
-        {
-            best = Some(m);
+    let mut path = rootfs;
+    loop {
+        match sysfs::mount(None, path, None, libc::MS_PRIVATE, None) {
+            Ok(()) => return Ok(()),
+            Err(e) if e.raw_os_error() == Some(libc::EINVAL) => match path.parent() {
+                Some(parent) => path = parent,
+                None => return Err(io_err("make private", path)(e)),
+            },
+            Err(e) => return Err(io_err("make private", path)(e)),
         }
-    }
-    match best {
-        Some(m) if m.is_shared() => {
-            mount_path(None, &m.mount_point, None, libc::MS_PRIVATE, "propagation")
-        }
-        _ => Ok(()),
     }
 }
 

@@ -453,8 +453,13 @@ fn rshared_root_propagation() {
         "linux":{"rootfsPropagation":"rshared"}}"#;
     let spec: oci_spec::runtime::Spec = serde_json::from_str(spec_json).unwrap();
     let plan = RootfsPlan::from_spec(&spec, &fx.rootfs()).unwrap();
+    let rootfs = fx.rootfs();
     run_in_child(move || {
         private_ns()?;
+        // The rootfs is a mount point of its own (an overlay from containerd, say).
+        let flags = libc::MS_BIND;
+        crate::sys::fs::mount(Some(&rootfs), &rootfs, None, flags, None)
+            .map_err(|e| format!("bind rootfs: {e}"))?;
         setup(&plan, SetupOptions::default()).map_err(|e| format!("setup: {e}"))?;
         let infos = mountinfo::read_self().map_err(|e| e.to_string())?;
         check(find(&infos, "/")?.is_shared(), "/ shared after pivot")?;
