@@ -53,22 +53,24 @@ pub struct Hierarchy {
     pub host_dir: PathBuf,
 }
 
-/// Matches the v1 lines of /proc/self/cgroup with their mounts in mountinfo.
+/// Matches the v1 lines of /proc/self/cgroup with their mounts in mountinfo, in mountinfo's
+/// order (as runc lists them); a hierarchy mounted twice is taken once.
 pub fn v1_hierarchies(cgroups: &[CgroupLine], mounts: &[MountInfo]) -> Vec<Hierarchy> {
-    let mut out = Vec::new();
-    for line in cgroups.iter().filter(|l| !l.controllers.is_empty()) {
-        let wanted: Vec<&str> = line.controllers.split(',').collect();
-        let found = mounts.iter().find(|m| {
-            m.fstype == "cgroup"
-                && wanted
-                    .iter()
+    let mut out: Vec<Hierarchy> = Vec::new();
+    for m in mounts.iter().filter(|m| m.fstype == "cgroup") {
+        let line = cgroups.iter().find(|l| {
+            !l.controllers.is_empty()
+                && l.controllers
+                    .split(',')
                     .all(|c| m.super_options.iter().any(|o| o == c))
-                && line.path.starts_with(&m.root)
+                && l.path.starts_with(&m.root)
         });
-        let Some(m) = found else { continue };
-        let Some(name) = m.mount_point.file_name() else {
+        let (Some(line), Some(name)) = (line, m.mount_point.file_name()) else {
             continue;
         };
+        if out.iter().any(|h| h.controllers == line.controllers) {
+            continue;
+        }
         let rel = line.path.strip_prefix(&m.root).unwrap_or(Path::new(""));
         out.push(Hierarchy {
             name: name.to_string_lossy().into_owned(),
@@ -252,5 +254,7 @@ mod tests {
         assert_eq!(h[1].name, "systemd");
         assert_eq!(h[1].controllers, "name=systemd");
         assert_eq!(h[2].host_dir, Path::new("/sys/fs/cgroup/memory"));
+        let twice = [mi.clone(), mi].concat();
+        assert_eq!(v1_hierarchies(&cg, &twice).len(), 3);
     }
 }

@@ -150,6 +150,11 @@ fn fs_entry(root: &RootHandle, plan: &RootfsPlan, m: &MountEntry) -> Result<Owne
         // /dev stays writable until the devices are made; finalize makes it read-only.
         flags &= !libc::MS_RDONLY;
     }
+    // tmpcopyup writes into the new tmpfs: a read-only one becomes so after the copy.
+    let ro_after_copy = m.options.tmpcopyup && flags & libc::MS_RDONLY != 0;
+    if ro_after_copy {
+        flags &= !libc::MS_RDONLY;
+    }
     let old_dir = if m.options.tmpcopyup {
         Some(
             root.open_in(&m.destination, OFlag::O_RDONLY | OFlag::O_DIRECTORY)
@@ -171,6 +176,13 @@ fn fs_entry(root: &RootHandle, plan: &RootfsPlan, m: &MountEntry) -> Result<Owne
         .map_err(io_err("open new mount", &shown))?;
     if let Some(old) = old_dir {
         super::copyup::copy_dir(&old, &top, &shown)?;
+    }
+    if ro_after_copy {
+        let attr = MountAttr {
+            attr_set: crate::sys::fs::MOUNT_ATTR_RDONLY,
+            ..MountAttr::default()
+        };
+        setattr(&top, &shown, false, &attr)?;
     }
     Ok(top)
 }
@@ -202,27 +214,20 @@ pub(super) fn mount_fd(
     })
 }
 
-/// pivot_root requires that the rootfs's parent mount is not shared: makes it private when
-/// it is (the mount holding the rootfs's parent directory, from mountinfo).
+/// pivot_root refuses a shared parent mount of the new root: makes the mount holding the
+/// rootfs (the rootfs itself when it is a mount point, as with an overlay) private, trying
+/// each directory upwards until one is a mount point (EINVAL means it is none), as runc does.
 pub(super) fn make_parent_private(rootfs: &Path) -> Result<(), RootfsError> {
-    let infos =
-        mountinfo::read_self().map_err(io_err("read", Path::new("/proc/self/mountinfo")))?;
-    let parent = rootfs.parent().unwrap_or(Path::new("/"));
-    // The last mount on the longest matching mount point is the one on top.
-    let mut best: Option<&mountinfo::MountInfo> = None;
-    for m in &infos {
-        if parent.starts_with(&m.mount_point)
-            && best
-                .is_none_or(|b| m.mount_point.as_os_str().len() >= b.mount_point.as_os_str().len())
-        {
-            best = Some(m);
+    let mut path = rootfs;
+    loop {
+        match sysfs::mount(None, path, None, libc::MS_PRIVATE, None) {
+            Ok(()) => return Ok(()),
+            Err(e) if e.raw_os_error() == Some(libc::EINVAL) => match path.parent() {
+                Some(parent) => path = parent,
+                None => return Err(io_err("make private", path)(e)),
+            },
+            Err(e) => return Err(io_err("make private", path)(e)),
         }
-    }
-    match best {
-        Some(m) if m.is_shared() => {
-            mount_path(None, &m.mount_point, None, libc::MS_PRIVATE, "propagation")
-        }
-        _ => Ok(()),
     }
 }
 
@@ -253,9 +258,35 @@ pub(super) fn pivot_root(root: &RootHandle) -> Result<(), RootfsError> {
     Ok(())
 }
 
-/// `--no-pivot`: moves the rootfs mount onto / and chroots into it.
+/// `--no-pivot`: hides the host's full procfs and sysfs mounts (they stay in the mount
+/// namespace under a chroot: runc unmounts them, or covers them with a tmpfs where it may
+/// not), then moves the rootfs mount onto / and chroots into it.
 pub(super) fn move_root(root: &RootHandle) -> Result<(), RootfsError> {
     let slash = Path::new("/");
+    let infos =
+        mountinfo::read_self().map_err(io_err("read", Path::new("/proc/self/mountinfo")))?;
+    let host_fs = infos.iter().filter(|m| {
+        m.root == slash
+            && matches!(m.fstype.as_str(), "proc" | "sysfs")
+            && !m.mount_point.starts_with(root.path())
+    });
+    // Deepest first, so that /sys goes after what is mounted under it.
+    let mut host_fs: Vec<_> = host_fs.map(|m| m.mount_point.clone()).collect();
+    host_fs.sort_by_key(|p| std::cmp::Reverse(p.components().count()));
+    for p in host_fs {
+        match sysfs::mount(None, &p, None, libc::MS_SLAVE | libc::MS_REC, None) {
+            Err(e) if e.raw_os_error() == Some(libc::ENOENT) => continue,
+            other => other.map_err(io_err("make rslave", &p))?,
+        }
+        match nix::mount::umount2(&p, nix::mount::MntFlags::MNT_DETACH) {
+            Ok(()) => {}
+            Err(nix::errno::Errno::EINVAL | nix::errno::Errno::EPERM) => {
+                sysfs::mount(Some(Path::new("tmpfs")), &p, Some("tmpfs"), 0, None)
+                    .map_err(io_err("cover with a tmpfs", &p))?;
+            }
+            Err(e) => return Err(io_err("unmount", &p)(e.into())),
+        }
+    }
     nix::unistd::fchdir(root.fd()).map_err(|e| io_err("chdir", root.path())(e.into()))?;
     mount_path(Some(Path::new(".")), slash, None, libc::MS_MOVE, "move")?;
     nix::unistd::chroot(".").map_err(|e| io_err("chroot", root.path())(e.into()))?;
@@ -302,8 +333,12 @@ pub(super) fn mask_path(
             data: String::new(),
             source,
         };
-        let tmpfs =
-            sysfs::fs_mount("tmpfs", &[], crate::sys::fs::MOUNT_ATTR_RDONLY).map_err(err)?;
+        let tmpfs = sysfs::fs_mount(
+            "tmpfs",
+            &[("source", "tmpfs")],
+            crate::sys::fs::MOUNT_ATTR_RDONLY,
+        )
+        .map_err(err)?;
         sysfs::move_mount(tmpfs.as_fd(), fd.as_fd()).map_err(err)?;
         return Ok(());
     }

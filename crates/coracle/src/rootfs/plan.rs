@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 
 use libc::c_ulong;
-use oci_spec::runtime::{LinuxDeviceType, Mount, Spec};
+use oci_spec::runtime::{LinuxDevice, LinuxDeviceType, Mount, Spec};
 
 use super::options::{propagation, MountOptions};
 use super::resolve::clean_relative;
@@ -161,61 +161,7 @@ impl RootfsPlan {
             .iter()
             .any(|m| m.destination == Path::new("/dev/pts") && m.fstype == "devpts");
         let linux = spec.linux().as_ref();
-        let mut devices = Vec::new();
-        for (index, d) in linux
-            .and_then(|l| l.devices().as_ref())
-            .into_iter()
-            .flatten()
-            .enumerate()
-        {
-            let bad = |reason: String| RootfsError::InvalidDevice {
-                index,
-                path: d.path().display().to_string(),
-                reason,
-            };
-            let path = d.path();
-            let clean = clean_absolute(path);
-            if !path.is_absolute() || !clean.starts_with("/dev") || clean == Path::new("/dev") {
-                return Err(bad("path must be an absolute path under /dev".into()));
-            }
-            let kind = match d.typ() {
-                LinuxDeviceType::C | LinuxDeviceType::U => DeviceKind::Char,
-                LinuxDeviceType::B => DeviceKind::Block,
-                LinuxDeviceType::P => DeviceKind::Fifo,
-                LinuxDeviceType::A => return Err(bad("type must be c, b, u or p".into())),
-            };
-            let number = |n: i64, what: &str| {
-                u32::try_from(n).map_err(|_| bad(format!("{what} {n} is out of range")))
-            };
-            let (major, minor) = (number(d.major(), "major")?, number(d.minor(), "minor")?);
-            if kind != DeviceKind::Fifo && (major > 0xfff || minor > 0xf_ffff) {
-                return Err(bad(format!(
-                    "device number {major}:{minor} is out of range"
-                )));
-            }
-            devices.push(DeviceNode {
-                path: clean,
-                kind,
-                major,
-                minor,
-                mode: d.file_mode().unwrap_or(0o666) & 0o7777,
-                uid: d.uid().unwrap_or(0),
-                gid: d.gid().unwrap_or(0),
-            });
-        }
-        for (path, major, minor) in DEFAULT_DEVICES {
-            if !devices.iter().any(|d| d.path == Path::new(path)) {
-                devices.push(DeviceNode {
-                    path: PathBuf::from(path),
-                    kind: DeviceKind::Char,
-                    major,
-                    minor,
-                    mode: 0o666,
-                    uid: 0,
-                    gid: 0,
-                });
-            }
-        }
+        let devices = check_devices(linux.and_then(|l| l.devices().as_ref()))?;
         let root_propagation = match linux.and_then(|l| l.rootfs_propagation().as_deref()) {
             None | Some("") => None,
             Some(p) => Some(propagation(p).ok_or_else(|| RootfsError::InvalidField {
@@ -285,6 +231,61 @@ impl RootfsPlan {
     pub fn readonly_root(&self) -> bool {
         self.readonly_root
     }
+}
+
+/// Checks `linux.devices` and adds the default devices it does not name.
+fn check_devices(devices_in: Option<&Vec<LinuxDevice>>) -> Result<Vec<DeviceNode>, RootfsError> {
+    let mut devices = Vec::new();
+    for (index, d) in devices_in.into_iter().flatten().enumerate() {
+        let bad = |reason: String| RootfsError::InvalidDevice {
+            index,
+            path: d.path().display().to_string(),
+            reason,
+        };
+        let path = d.path();
+        let clean = clean_absolute(path);
+        if !path.is_absolute() || !clean.starts_with("/dev") || clean == Path::new("/dev") {
+            return Err(bad("path must be an absolute path under /dev".into()));
+        }
+        let kind = match d.typ() {
+            LinuxDeviceType::C | LinuxDeviceType::U => DeviceKind::Char,
+            LinuxDeviceType::B => DeviceKind::Block,
+            LinuxDeviceType::P => DeviceKind::Fifo,
+            LinuxDeviceType::A => return Err(bad("type must be c, b, u or p".into())),
+        };
+        let number = |n: i64, what: &str| {
+            u32::try_from(n).map_err(|_| bad(format!("{what} {n} is out of range")))
+        };
+        let (major, minor) = (number(d.major(), "major")?, number(d.minor(), "minor")?);
+        if kind != DeviceKind::Fifo && (major > 0xfff || minor > 0xf_ffff) {
+            return Err(bad(format!(
+                "device number {major}:{minor} is out of range"
+            )));
+        }
+        devices.push(DeviceNode {
+            path: clean,
+            kind,
+            major,
+            minor,
+            mode: d.file_mode().unwrap_or(0o666) & 0o7777,
+            uid: d.uid().unwrap_or(0),
+            gid: d.gid().unwrap_or(0),
+        });
+    }
+    for (path, major, minor) in DEFAULT_DEVICES {
+        if !devices.iter().any(|d| d.path == Path::new(path)) {
+            devices.push(DeviceNode {
+                path: PathBuf::from(path),
+                kind: DeviceKind::Char,
+                major,
+                minor,
+                mode: 0o666,
+                uid: 0,
+                gid: 0,
+            });
+        }
+    }
+    Ok(devices)
 }
 
 /// Checks `mounts[index]`.

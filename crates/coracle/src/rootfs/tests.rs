@@ -107,7 +107,8 @@ fn full_setup_in_child() {
           {{"destination":"/etc/up/{name}-2","type":"tmpfs","source":"tmpfs"}},
           {{"destination":"/etc/hostfile","source":"{hostfile}","options":["bind"]}},
           {{"destination":"/ov","type":"overlay","source":"overlay","options":["lowerdir={lower}","upperdir={upper}","workdir={work}"]}},
-          {{"destination":"/tmp","type":"tmpfs","source":"tmpfs","options":["tmpcopyup"]}}
+          {{"destination":"/tmp","type":"tmpfs","source":"tmpfs","options":["tmpcopyup"]}},
+          {{"destination":"/opt","type":"tmpfs","source":"tmpfs","options":["tmpcopyup","ro","mode=755"]}}
         ],
         "linux":{{
           "devices":[{{"path":"/dev/fuse","type":"c","major":10,"minor":229,"fileMode":384,"uid":1,"gid":2}},
@@ -123,6 +124,11 @@ fn full_setup_in_child() {
         name = fx.name,
     );
     std::fs::write(fx.rootfs().join("tmp/keep"), b"kept").unwrap();
+    std::fs::create_dir_all(fx.rootfs().join("opt/d")).unwrap();
+    std::fs::write(fx.rootfs().join("opt/d/f"), b"f").unwrap();
+    std::os::unix::fs::symlink("d/f", fx.rootfs().join("opt/l")).unwrap();
+    let perm = std::os::unix::fs::PermissionsExt::from_mode(0o701);
+    std::fs::set_permissions(fx.rootfs().join("opt/d"), perm).unwrap();
     let spec: oci_spec::runtime::Spec = serde_json::from_str(&spec_json).unwrap();
     let plan = RootfsPlan::from_spec(&spec, &fx.rootfs()).unwrap();
     let name = fx.name.clone();
@@ -447,8 +453,13 @@ fn rshared_root_propagation() {
         "linux":{"rootfsPropagation":"rshared"}}"#;
     let spec: oci_spec::runtime::Spec = serde_json::from_str(spec_json).unwrap();
     let plan = RootfsPlan::from_spec(&spec, &fx.rootfs()).unwrap();
+    let rootfs = fx.rootfs();
     run_in_child(move || {
         private_ns()?;
+        // The rootfs is a mount point of its own (an overlay from containerd, say).
+        let flags = libc::MS_BIND;
+        crate::sys::fs::mount(Some(&rootfs), &rootfs, None, flags, None)
+            .map_err(|e| format!("bind rootfs: {e}"))?;
         setup(&plan, SetupOptions::default()).map_err(|e| format!("setup: {e}"))?;
         let infos = mountinfo::read_self().map_err(|e| e.to_string())?;
         check(find(&infos, "/")?.is_shared(), "/ shared after pivot")?;
