@@ -175,12 +175,23 @@ fn prepare(args: &InitArgs<'_>, channel: &Channel) -> Result<CString, InitError>
         sys::process::setdomainname(d).map_err(sys_err("setdomainname"))?;
     }
     // 7. sysctls, through the container's /proc.
-    for (key, value) in &cfg.sysctl {
-        let path = Path::new("/proc/sys").join(key.replace('.', "/"));
-        std::fs::write(&path, value).map_err(sys_err(format!(
-            "linux.sysctl {key}: write {}",
-            path.display()
-        )))?;
+    //    Each file is opened through a checked walk and must be on procfs (no planted link).
+    if !cfg.sysctl.is_empty() {
+        let root = rootfs::RootHandle::open(Path::new("/")).map_err(sys_err("open /"))?;
+        for (key, value) in &cfg.sysctl {
+            let path = Path::new("/proc/sys").join(key.replace('.', "/"));
+            let err = || format!("linux.sysctl {key}: write {}", path.display());
+            let fd = root
+                .open_on_fs(
+                    &path,
+                    nix::fcntl::OFlag::O_WRONLY,
+                    nix::sys::statfs::PROC_SUPER_MAGIC,
+                )
+                .map_err(sys_err(err()))?;
+            std::fs::File::from(fd)
+                .write_all(value.as_bytes())
+                .map_err(sys_err(err()))?;
+        }
     }
     // 8. The terminal, on the container's /dev/pts; read-only and masked paths, read-only root.
     if let Some(socket) = args.console {

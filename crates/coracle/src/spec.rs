@@ -274,7 +274,7 @@ impl Config {
                 ));
             }
         }
-        let rootfs_plan = RootfsPlan::from_spec(&spec, &rootfs)?;
+        let rootfs_plan = RootfsPlan::from_spec_in_bundle(&spec, &rootfs, bundle)?;
         Ok(Self {
             bundle: bundle.to_path_buf(),
             rootfs,
