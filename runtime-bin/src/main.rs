@@ -2,6 +2,7 @@
 //! output only; every container operation is a library call.
 
 mod cgroup_cmds;
+mod features;
 mod log;
 mod spec_template;
 mod tty;
@@ -233,6 +234,8 @@ enum Command {
     /// Commands on the container's cgroup.
     #[command(flatten)]
     Cgroup(cgroup_cmds::CgroupCommand),
+    /// Print the features this runtime supports (JSON).
+    Features,
     /// Write a template config.json.
     Spec {
         /// Where to write config.json.
@@ -290,6 +293,7 @@ fn run(cli: &Cli) -> Result<u8> {
             Err(e) => return Err(e.into()),
         },
         Command::Exec(args) => return exec(root, args),
+        Command::Features => print_json(&features::features())?,
         Command::Cgroup(cmd) => return cgroup_cmds::run(root, cmd),
 
         Command::List { format, quiet } => list(root, format, *quiet)?,

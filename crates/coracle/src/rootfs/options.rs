@@ -46,83 +46,109 @@ impl std::fmt::Display for OptionError {
 }
 
 /// The flag words: (clear, flag).
+const FLAG_OPTIONS: &[(&str, (bool, c_ulong))] = &[
+    ("async", (true, libc::MS_SYNCHRONOUS)),
+    ("atime", (true, libc::MS_NOATIME)),
+    ("bind", (false, libc::MS_BIND)),
+    ("defaults", (false, 0)),
+    ("dev", (true, libc::MS_NODEV)),
+    ("diratime", (true, libc::MS_NODIRATIME)),
+    ("dirsync", (false, libc::MS_DIRSYNC)),
+    ("exec", (true, libc::MS_NOEXEC)),
+    ("iversion", (false, libc::MS_I_VERSION)),
+    ("lazytime", (false, libc::MS_LAZYTIME)),
+    ("loud", (true, libc::MS_SILENT)),
+    ("mand", (false, libc::MS_MANDLOCK)),
+    ("noatime", (false, libc::MS_NOATIME)),
+    ("nodev", (false, libc::MS_NODEV)),
+    ("nodiratime", (false, libc::MS_NODIRATIME)),
+    ("noexec", (false, libc::MS_NOEXEC)),
+    ("noiversion", (true, libc::MS_I_VERSION)),
+    ("nolazytime", (true, libc::MS_LAZYTIME)),
+    ("nomand", (true, libc::MS_MANDLOCK)),
+    ("norelatime", (true, libc::MS_RELATIME)),
+    ("nostrictatime", (true, libc::MS_STRICTATIME)),
+    ("nosuid", (false, libc::MS_NOSUID)),
+    ("nosymfollow", (false, MS_NOSYMFOLLOW)),
+    ("rbind", (false, libc::MS_BIND | libc::MS_REC)),
+    ("relatime", (false, libc::MS_RELATIME)),
+    ("remount", (false, libc::MS_REMOUNT)),
+    ("ro", (false, libc::MS_RDONLY)),
+    ("rw", (true, libc::MS_RDONLY)),
+    ("silent", (false, libc::MS_SILENT)),
+    ("strictatime", (false, libc::MS_STRICTATIME)),
+    ("suid", (true, libc::MS_NOSUID)),
+    ("sync", (false, libc::MS_SYNCHRONOUS)),
+    ("symfollow", (true, MS_NOSYMFOLLOW)),
+];
+
 fn flag_option(word: &str) -> Option<(bool, c_ulong)> {
-    Some(match word {
-        "async" => (true, libc::MS_SYNCHRONOUS),
-        "atime" => (true, libc::MS_NOATIME),
-        "bind" => (false, libc::MS_BIND),
-        "defaults" => (false, 0),
-        "dev" => (true, libc::MS_NODEV),
-        "diratime" => (true, libc::MS_NODIRATIME),
-        "dirsync" => (false, libc::MS_DIRSYNC),
-        "exec" => (true, libc::MS_NOEXEC),
-        "iversion" => (false, libc::MS_I_VERSION),
-        "lazytime" => (false, libc::MS_LAZYTIME),
-        "loud" => (true, libc::MS_SILENT),
-        "mand" => (false, libc::MS_MANDLOCK),
-        "noatime" => (false, libc::MS_NOATIME),
-        "nodev" => (false, libc::MS_NODEV),
-        "nodiratime" => (false, libc::MS_NODIRATIME),
-        "noexec" => (false, libc::MS_NOEXEC),
-        "noiversion" => (true, libc::MS_I_VERSION),
-        "nolazytime" => (true, libc::MS_LAZYTIME),
-        "nomand" => (true, libc::MS_MANDLOCK),
-        "norelatime" => (true, libc::MS_RELATIME),
-        "nostrictatime" => (true, libc::MS_STRICTATIME),
-        "nosuid" => (false, libc::MS_NOSUID),
-        "nosymfollow" => (false, MS_NOSYMFOLLOW),
-        "rbind" => (false, libc::MS_BIND | libc::MS_REC),
-        "relatime" => (false, libc::MS_RELATIME),
-        "remount" => (false, libc::MS_REMOUNT),
-        "ro" => (false, libc::MS_RDONLY),
-        "rw" => (true, libc::MS_RDONLY),
-        "silent" => (false, libc::MS_SILENT),
-        "strictatime" => (false, libc::MS_STRICTATIME),
-        "suid" => (true, libc::MS_NOSUID),
-        "sync" => (false, libc::MS_SYNCHRONOUS),
-        "symfollow" => (true, MS_NOSYMFOLLOW),
-        _ => return None,
-    })
+    FLAG_OPTIONS
+        .iter()
+        .find(|(w, _)| *w == word)
+        .map(|(_, v)| *v)
 }
+
+const PROPAGATION_OPTIONS: &[(&str, c_ulong)] = &[
+    ("private", libc::MS_PRIVATE),
+    ("shared", libc::MS_SHARED),
+    ("slave", libc::MS_SLAVE),
+    ("unbindable", libc::MS_UNBINDABLE),
+    ("rprivate", libc::MS_PRIVATE | libc::MS_REC),
+    ("rshared", libc::MS_SHARED | libc::MS_REC),
+    ("rslave", libc::MS_SLAVE | libc::MS_REC),
+    ("runbindable", libc::MS_UNBINDABLE | libc::MS_REC),
+];
 
 /// Parses a propagation word (`shared`, `rslave`...) into its `MS_*` flags.
 pub fn propagation(word: &str) -> Option<c_ulong> {
-    Some(match word {
-        "private" => libc::MS_PRIVATE,
-        "shared" => libc::MS_SHARED,
-        "slave" => libc::MS_SLAVE,
-        "unbindable" => libc::MS_UNBINDABLE,
-        "rprivate" => libc::MS_PRIVATE | libc::MS_REC,
-        "rshared" => libc::MS_SHARED | libc::MS_REC,
-        "rslave" => libc::MS_SLAVE | libc::MS_REC,
-        "runbindable" => libc::MS_UNBINDABLE | libc::MS_REC,
-        _ => return None,
-    })
+    PROPAGATION_OPTIONS
+        .iter()
+        .find(|(w, _)| *w == word)
+        .map(|(_, v)| *v)
 }
 
 /// The recursive attribute words: (clear, MOUNT_ATTR_*).
+const RECURSIVE_OPTIONS: &[(&str, (bool, u64))] = &[
+    ("rro", (false, MOUNT_ATTR_RDONLY)),
+    ("rrw", (true, MOUNT_ATTR_RDONLY)),
+    ("rnosuid", (false, MOUNT_ATTR_NOSUID)),
+    ("rsuid", (true, MOUNT_ATTR_NOSUID)),
+    ("rnodev", (false, MOUNT_ATTR_NODEV)),
+    ("rdev", (true, MOUNT_ATTR_NODEV)),
+    ("rnoexec", (false, MOUNT_ATTR_NOEXEC)),
+    ("rexec", (true, MOUNT_ATTR_NOEXEC)),
+    ("rnodiratime", (false, MOUNT_ATTR_NODIRATIME)),
+    ("rdiratime", (true, MOUNT_ATTR_NODIRATIME)),
+    ("rrelatime", (false, MOUNT_ATTR_RELATIME)),
+    ("rnorelatime", (true, MOUNT_ATTR_RELATIME)),
+    ("rnoatime", (false, MOUNT_ATTR_NOATIME)),
+    ("ratime", (true, MOUNT_ATTR_NOATIME)),
+    ("rstrictatime", (false, MOUNT_ATTR_STRICTATIME)),
+    ("rnostrictatime", (true, MOUNT_ATTR_STRICTATIME)),
+    ("rnosymfollow", (false, MOUNT_ATTR_NOSYMFOLLOW)),
+    ("rsymfollow", (true, MOUNT_ATTR_NOSYMFOLLOW)),
+];
+
 fn rec_option(word: &str) -> Option<(bool, u64)> {
-    Some(match word {
-        "rro" => (false, MOUNT_ATTR_RDONLY),
-        "rrw" => (true, MOUNT_ATTR_RDONLY),
-        "rnosuid" => (false, MOUNT_ATTR_NOSUID),
-        "rsuid" => (true, MOUNT_ATTR_NOSUID),
-        "rnodev" => (false, MOUNT_ATTR_NODEV),
-        "rdev" => (true, MOUNT_ATTR_NODEV),
-        "rnoexec" => (false, MOUNT_ATTR_NOEXEC),
-        "rexec" => (true, MOUNT_ATTR_NOEXEC),
-        "rnodiratime" => (false, MOUNT_ATTR_NODIRATIME),
-        "rdiratime" => (true, MOUNT_ATTR_NODIRATIME),
-        "rrelatime" => (false, MOUNT_ATTR_RELATIME),
-        "rnorelatime" => (true, MOUNT_ATTR_RELATIME),
-        "rnoatime" => (false, MOUNT_ATTR_NOATIME),
-        "ratime" => (true, MOUNT_ATTR_NOATIME),
-        "rstrictatime" => (false, MOUNT_ATTR_STRICTATIME),
-        "rnostrictatime" => (true, MOUNT_ATTR_STRICTATIME),
-        "rnosymfollow" => (false, MOUNT_ATTR_NOSYMFOLLOW),
-        "rsymfollow" => (true, MOUNT_ATTR_NOSYMFOLLOW),
-        _ => return None,
-    })
+    RECURSIVE_OPTIONS
+        .iter()
+        .find(|(w, _)| *w == word)
+        .map(|(_, v)| *v)
+}
+
+/// Every option word this runtime understands (besides filesystem data such as `mode=755`),
+/// for the `features` document.
+pub fn known_options() -> Vec<&'static str> {
+    let mut words: Vec<&'static str> = FLAG_OPTIONS
+        .iter()
+        .map(|(w, _)| *w)
+        .chain(PROPAGATION_OPTIONS.iter().map(|(w, _)| *w))
+        .chain(RECURSIVE_OPTIONS.iter().map(|(w, _)| *w))
+        .chain(["tmpcopyup"])
+        .collect();
+    words.sort_unstable();
+    words
 }
 
 impl MountOptions {
