@@ -63,7 +63,8 @@ pub fn v1_hierarchies(cgroups: &[CgroupLine], mounts: &[MountInfo]) -> Vec<Hiera
                 && l.controllers
                     .split(',')
                     .all(|c| m.super_options.iter().any(|o| o == c))
-                && l.path.starts_with(&m.root)
+                // In a cgroup namespace a mount made outside it shows a root of "/..".
+                && (l.path.starts_with(&m.root) || m.root.starts_with("/.."))
         });
         let (Some(line), Some(name)) = (line, m.mount_point.file_name()) else {
             continue;
