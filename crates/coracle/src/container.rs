@@ -276,14 +276,37 @@ impl Container {
             .ok_or(ContainerError::Unsupported("state"))?;
         dir.write(&record)?;
         let fifo = make_fifo(&dir.fifo_path())?;
-        cgroup.create()?;
+        // Without root, a cgroup we may not make is skipped with a warning, as runc does.
+        let in_cgroup = match cgroup.create() {
+            Ok(()) => true,
+            Err(e) if !nix::unistd::geteuid().is_root() && is_permission_error(&e) => {
+                if config
+                    .spec
+                    .linux()
+                    .as_ref()
+                    .and_then(|l| l.resources().as_ref())
+                    .is_some()
+                {
+                    eprintln!(
+                        "coracle: warning: linux.resources ignored: no cgroup (rootless): {e}"
+                    );
+                }
+                false
+            }
+            Err(e) => return Err(e.into()),
+        };
         guard.cgroup = Some(cgroup.clone());
         record.cgroup = cgroup.clone();
         // Recorded at once, so that a delete after a crash finds the directories.
         dir.write(&record)?;
 
         let (parent_end, child_end) = sync::pair().map_err(ContainerError::from)?;
-        let clone_target = cgroup.clone_target();
+        let clone_target = if in_cgroup {
+            cgroup.clone_target()
+        } else {
+            None
+        };
+        let id_mapper = IdMapper::for_config(&config);
         let for_children = ForChildren::for_create(&config)?;
         let flags = u64::from(config.namespaces.clone_flags().bits().cast_unsigned());
         // SAFETY: the runtime is single-threaded (documented requirement of `create`); the child
@@ -298,6 +321,7 @@ impl Container {
                     fifo: fifo.as_fd(),
                     no_pivot: opts.no_pivot,
                     no_new_keyring: opts.no_new_keyring,
+                    allow_setgroups: id_mapper.allows_setgroups(),
                     console: console.child.as_ref(),
                     preserve_fds: opts.preserve_fds + opts.listen_fds,
                 };
@@ -314,9 +338,9 @@ impl Container {
         guard.child = Some(pidfd);
 
         if config.namespaces.creates(LinuxNamespaceType::User) {
-            write_id_maps(pid, &config)?;
+            id_mapper.write(pid, &config)?;
         }
-        if clone_target.is_none() {
+        if clone_target.is_none() && in_cgroup {
             cgroup.add_pid(pid)?;
         }
         // prestart and createRuntime hooks: the namespaces exist, nothing is mounted yet.
@@ -604,20 +628,78 @@ fn make_fifo(path: &Path) -> Result<OwnedFd, ContainerError> {
     Ok(f.into())
 }
 
-fn write_id_maps(pid: i32, config: &Config) -> Result<(), ContainerError> {
-    let ns = &config.namespaces;
-    for (file, maps) in [("uid_map", &ns.uid_mappings), ("gid_map", &ns.gid_mappings)] {
-        let path = format!("/proc/{pid}/{file}");
-        std::fs::write(&path, render_mappings(maps)).map_err(sys_err(format!(
-            "linux.{}: write {path}",
-            if file == "uid_map" {
-                "uidMappings"
-            } else {
-                "gidMappings"
-            }
-        )))?;
+/// How the uid/gid maps of a new user namespace get written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum IdMapper {
+    /// We are root: write them.
+    Direct,
+    /// Unprivileged, mapping only our own ids: write them after denying setgroups.
+    DenySetgroups,
+    /// Unprivileged, several ids: through the setuid helpers newuidmap/newgidmap.
+    Helpers,
+}
+
+impl IdMapper {
+    fn for_config(config: &Config) -> Self {
+        if nix::unistd::geteuid().is_root() {
+            return Self::Direct;
+        }
+        let ns = &config.namespaces;
+        let own = |maps: &[oci_spec::runtime::LinuxIdMapping], id: u32| {
+            maps.len() == 1 && maps[0].host_id() == id && maps[0].size() == 1
+        };
+        if own(&ns.uid_mappings, nix::unistd::geteuid().as_raw())
+            && own(&ns.gid_mappings, nix::unistd::getegid().as_raw())
+        {
+            Self::DenySetgroups
+        } else {
+            Self::Helpers
+        }
     }
-    Ok(())
+
+    /// Whether the container process may call setgroups.
+    fn allows_setgroups(self) -> bool {
+        self != Self::DenySetgroups
+    }
+
+    fn write(self, pid: i32, config: &Config) -> Result<(), ContainerError> {
+        let ns = &config.namespaces;
+        let maps = [
+            ("uid_map", "uidMappings", "newuidmap", &ns.uid_mappings),
+            ("gid_map", "gidMappings", "newgidmap", &ns.gid_mappings),
+        ];
+        if self == Self::DenySetgroups {
+            let path = format!("/proc/{pid}/setgroups");
+            std::fs::write(&path, "deny").map_err(sys_err(format!("write {path}")))?;
+        }
+        for (file, field, helper, list) in maps {
+            if self == Self::Helpers {
+                let mut cmd = std::process::Command::new(helper);
+                cmd.arg(pid.to_string());
+                for m in list.iter() {
+                    cmd.args([
+                        m.container_id().to_string(),
+                        m.host_id().to_string(),
+                        m.size().to_string(),
+                    ]);
+                }
+                let out = cmd
+                    .output()
+                    .map_err(sys_err(format!("linux.{field}: run {helper}")))?;
+                if !out.status.success() {
+                    let why = String::from_utf8_lossy(&out.stderr).trim().to_string();
+                    return Err(sys_err(format!("linux.{field}: {helper}"))(
+                        std::io::Error::other(why),
+                    ));
+                }
+                continue;
+            }
+            let path = format!("/proc/{pid}/{file}");
+            std::fs::write(&path, render_mappings(list))
+                .map_err(sys_err(format!("linux.{field}: write {path}")))?;
+        }
+        Ok(())
+    }
 }
 
 /// Writes the pid file atomically (temporary file + rename), as runc does.
@@ -631,4 +713,20 @@ pub(crate) fn write_pid_file(path: &Path, pid: i32) -> Result<(), ContainerError
     let tmp = path.with_file_name(format!(".{name}.tmp"));
     std::fs::write(&tmp, pid.to_string()).map_err(sys_err(format!("write {}", tmp.display())))?;
     std::fs::rename(&tmp, &path).map_err(sys_err(format!("rename {}", path.display())))
+}
+
+/// Whether `e` comes from an EACCES/EPERM somewhere in its chain.
+fn is_permission_error(e: &(dyn std::error::Error + 'static)) -> bool {
+    let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(err) = cur {
+        if let Some(io) = err.downcast_ref::<std::io::Error>() {
+            if io.kind() == std::io::ErrorKind::PermissionDenied
+                || io.raw_os_error() == Some(libc::EPERM)
+            {
+                return true;
+            }
+        }
+        cur = err.source();
+    }
+    false
 }

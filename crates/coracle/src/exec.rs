@@ -69,6 +69,9 @@ impl Container {
                 .map_err(ContainerError::from)?
                 .child;
         let init_pidfd = self.init_pidfd()?;
+        // In a user namespace whose setgroups is denied, the process keeps its groups.
+        let setgroups = std::fs::read_to_string(format!("/proc/{}/setgroups", self.init_pid()));
+        let allow_setgroups = setgroups.map(|s| s.trim() != "deny").unwrap_or(true);
         let join = self.join_flags();
         let cgroup = self.cgroup();
         let clone_target = cgroup.clone_target();
@@ -86,6 +89,7 @@ impl Container {
                     join,
                     console: console.as_ref(),
                     preserve_fds: opts.preserve_fds,
+                    allow_setgroups,
                 };
                 sysproc::exit_now(init::run_exec(args, child_end))
             }

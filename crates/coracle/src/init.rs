@@ -76,6 +76,8 @@ pub(crate) struct InitArgs<'a> {
     pub fifo: BorrowedFd<'a>,
     pub no_pivot: bool,
     pub no_new_keyring: bool,
+    /// Whether setgroups is allowed (not in a user namespace with setgroups denied).
+    pub allow_setgroups: bool,
     /// The connected `--console-socket`, when the process has a terminal.
     pub console: Option<&'a std::os::fd::OwnedFd>,
     /// Fds 3 .. 3+preserve_fds stay open across execve.
@@ -211,7 +213,7 @@ fn prepare(args: &InitArgs<'_>, channel: &Channel) -> Result<CString, InitError>
     // 11. The working directory (as root; again as the user if root may not enter it).
     let cwd_first = nix::unistd::chdir(&p.cwd);
     // 12. The user, its groups and capabilities; no_new_privs.
-    user::switch(&p.user, &p.capabilities, true)?;
+    user::switch(&p.user, &p.capabilities, args.allow_setgroups)?;
     if cwd_first.is_err() {
         nix::unistd::chdir(&p.cwd).map_err(|e| InitError::Cwd {
             path: p.cwd.clone(),
@@ -347,6 +349,8 @@ pub(crate) struct ExecInitArgs<'a> {
     pub join: nix::sched::CloneFlags,
     pub console: Option<&'a std::os::fd::OwnedFd>,
     pub preserve_fds: u32,
+    /// Whether setgroups is allowed in the container's user namespace.
+    pub allow_setgroups: bool,
 }
 
 /// Runs a process exec'ed into a container; returns only an exit code when it failed (the
@@ -382,7 +386,7 @@ fn exec_steps(args: &ExecInitArgs<'_>, channel: &Channel) -> InitError {
         p.rlimits.apply()?;
         let exe = find_executable(p)?;
         let cwd_first = nix::unistd::chdir(&p.cwd);
-        user::switch(&p.user, &p.capabilities, true)?;
+        user::switch(&p.user, &p.capabilities, args.allow_setgroups)?;
         if cwd_first.is_err() {
             nix::unistd::chdir(&p.cwd).map_err(|e| InitError::Cwd {
                 path: p.cwd.clone(),
