@@ -67,7 +67,7 @@ const CASES: &[Case] = &[
             b.add_namespace("bogusns", None);
         },
         keywords: &["bogusns"],
-        strict: &["namespace"],
+        strict: &[],
     },
     Case {
         name: "empty process.args",
