@@ -646,6 +646,18 @@ impl Runtime {
         &self.root
     }
 
+    /// A scratch directory for this runtime's command outputs, removed on drop.
+    pub fn work_dir(&self) -> &Path {
+        &self.work
+    }
+
+    /// Runs a prepared command (e.g. from [`Runtime::command`], changed by the test) with
+    /// stdout/stderr to files in the work dir and the timeout; `describe` names it in messages.
+    pub fn exec_command(&self, mut cmd: Command, describe: &str) -> Output {
+        let n = COUNTER.fetch_add(1, Ordering::SeqCst);
+        spawn_to_files(&mut cmd, &self.work, &format!("custom-{n}"), describe)
+    }
+
     /// The `--log` file's contents ("" when there is none yet).
     pub fn log_text(&self) -> String {
         self.log

@@ -103,8 +103,7 @@ fn run_forwards_signals() {
     b.sh("trap 'echo got-term; exit 7' TERM; echo ready; while :; do sleep 0.05; done");
     b.write();
     let id = rt.new_id();
-    let work = std::env::temp_dir().join(coracle_conformance::unique("coracle-test-sig"));
-    fs::create_dir_all(&work).unwrap();
+    let work = rt.work_dir().to_path_buf();
     let out_file = work.join("out");
     let mut cmd = rt.command(&["run", "--bundle", b.path_str(), &id]);
     cmd.stdout(fs::File::create(&out_file).unwrap())
@@ -125,7 +124,6 @@ fn run_forwards_signals() {
     let status = wait_timeout(&mut child, WAIT);
     let stdout = fs::read_to_string(&out_file).unwrap_or_default();
     let stderr = fs::read_to_string(work.join("err")).unwrap_or_default();
-    let _ = fs::remove_dir_all(&work);
     assert_eq!(
         status.and_then(|s| s.code()),
         Some(7),
