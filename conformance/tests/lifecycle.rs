@@ -671,3 +671,34 @@ fn create_passes_stdio_pipes_through() {
         "stdin did not reach the container:\n{out}"
     );
 }
+
+#[test]
+fn start_after_the_init_died_fails_fast() {
+    // `start` must not hang on the exec FIFO when the container's init is gone.
+    let rt = Runtime::new();
+    let mut b = Bundle::new();
+    b.sh("sleep 1000");
+    let id = rt.new_id();
+    rt.create(&id, &b).ok();
+    let pid = rt.state(&id)["pid"].as_i64().unwrap();
+    Command::new("kill")
+        .args(["-9", &pid.to_string()])
+        .status()
+        .unwrap();
+    let start = Instant::now();
+    while pid_alive(pid) {
+        assert!(start.elapsed() < WAIT, "init {pid} survived SIGKILL");
+        thread::sleep(Duration::from_millis(10));
+    }
+    let t = Instant::now();
+    let out = rt.start(&id);
+    out.fails();
+    assert!(
+        t.elapsed() < Duration::from_secs(10),
+        "start took {:?} on a dead init\n{out}",
+        t.elapsed()
+    );
+    assert_eq!(rt.state(&id)["status"], "stopped");
+    rt.delete(&id).ok();
+    assert_nothing_left(&rt, &id, &b);
+}
