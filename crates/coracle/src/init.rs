@@ -351,11 +351,29 @@ pub(crate) struct ExecInitArgs<'a> {
     pub preserve_fds: u32,
     /// Whether setgroups is allowed in the container's user namespace.
     pub allow_setgroups: bool,
+    /// Join every namespace (pid and time too) here, then fork the real process with
+    /// CLONE_PARENT and report its pid (for a runtime that may not change its own).
+    pub nested: bool,
+    /// For a nested exec: the container's pid and time namespaces (those it has of its own).
+    pub join_for_children: nix::sched::CloneFlags,
 }
 
 /// Runs a process exec'ed into a container; returns only an exit code when it failed (the
 /// error then went to the parent over `channel`).
-pub(crate) fn run_exec(args: ExecInitArgs<'_>, channel: Channel) -> i32 {
+pub(crate) fn run_exec(mut args: ExecInitArgs<'_>, channel: Channel) -> i32 {
+    if args.nested {
+        match join_and_fork(&args, &channel) {
+            Ok(Some(pid)) => {
+                let _ = channel.send(&Message::Pid(pid));
+                return 0;
+            }
+            Ok(None) => args.join = nix::sched::CloneFlags::empty(),
+            Err(e) => {
+                let _ = channel.send(&Message::Error(error_chain(&e)));
+                return 1;
+            }
+        }
+    }
     let err = exec_steps(&args, &channel);
     let _ = channel.send(&Message::Error(error_chain(&err)));
     1
@@ -411,5 +429,23 @@ fn exec_steps(args: &ExecInitArgs<'_>, channel: &Channel) -> InitError {
     match nix::unistd::execve(&exe, &args.process.args, &args.process.env) {
         Err(e) => nix_err(format!("exec {}", exe.to_string_lossy()))(e),
         Ok(never) => match never {},
+    }
+}
+
+/// For a nested exec: joins all the init's namespaces (pid and time for our children) and forks
+/// the process that will exec as a sibling (CLONE_PARENT). Returns its pid in the intermediate
+/// child, `None` in the new process.
+fn join_and_fork(args: &ExecInitArgs<'_>, _channel: &Channel) -> Result<Option<i32>, InitError> {
+    sys::process::set_dumpable(false).map_err(sys_err("prctl(PR_SET_DUMPABLE)"))?;
+    let flags = args.join | args.join_for_children;
+    nix::sched::setns(args.init_pidfd, flags)
+        .map_err(nix_err("setns to the container's namespaces"))?;
+    // SAFETY: single-threaded; the new process continues in `run_exec` and leaves by execve
+    // or `_exit`.
+    match unsafe { sys::process::clone3(libc::CLONE_PARENT as u64, None) }
+        .map_err(sys_err("clone3"))?
+    {
+        sys::process::CloneResult::Child => Ok(None),
+        sys::process::CloneResult::Parent { pid, .. } => Ok(Some(pid)),
     }
 }

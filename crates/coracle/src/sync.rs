@@ -7,6 +7,10 @@
 //! | 2    | child  | [`Message::Ready`] | all set up, blocking on the exec FIFO next         |
 //! | 2'   | child  | [`Message::Error`] | set-up failed; the child exits                     |
 //!
+//! `exec` uses the same channel: Go, then Error or end-of-file (the channel is close-on-exec:
+//! EOF means the program was exec'ed). An unprivileged exec first gets [`Message::Pid`] from
+//! the intermediate child that joined the namespaces and forked the real process.
+//!
 //! An end-of-file (the other side died) or any message out of this order is an error.
 
 use std::os::fd::{AsFd, OwnedFd};
@@ -61,6 +65,8 @@ pub enum Message {
     Ready,
     /// Child to parent: set-up failed with this error (the whole chain, as text).
     Error(String),
+    /// Intermediate child of a nested exec to the runtime: the pid of the process it forked.
+    Pid(i32),
 }
 
 impl Message {
@@ -69,6 +75,7 @@ impl Message {
             Message::Go => "Go",
             Message::Ready => "Ready",
             Message::Error(_) => "Error",
+            Message::Pid(_) => "Pid",
         }
     }
 }
