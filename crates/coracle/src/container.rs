@@ -1,6 +1,5 @@
 //! The container lifecycle: create, start, kill, delete, state, wait.
 
-use std::fs::File;
 use std::io::Read;
 use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
@@ -13,7 +12,7 @@ use oci_spec::runtime::LinuxNamespaceType;
 use crate::cgroups::Cgroup;
 use crate::hooks;
 use crate::init::{self, InitArgs};
-use crate::namespaces::{clone_flag, render_mappings};
+use crate::namespaces::{ForChildren, IdMapper};
 use crate::spec::Config;
 use crate::state::{self, ContainerDir, Record, State, Status};
 use crate::sync::{self, ExpectError, Message};
@@ -147,81 +146,6 @@ impl Drop for CreateGuard {
     }
 }
 
-/// Changes a "for children" namespace (pid, time) of the calling process for one clone, and
-/// puts the old one back when dropped, so that an embedding program is left as it was.
-pub(crate) struct ForChildren {
-    saved: Vec<(File, nix::sched::CloneFlags)>,
-}
-
-impl ForChildren {
-    /// Saves the current "for children" namespace of `kind` before it is changed.
-    fn save(&mut self, kind: LinuxNamespaceType) -> Result<(), ContainerError> {
-        let own = format!(
-            "/proc/self/ns/{}_for_children",
-            crate::namespaces::proc_name(kind)
-        );
-        let saved = File::open(&own).map_err(sys_err(format!("open {own}")))?;
-        self.saved.push((saved, clone_flag(kind)));
-        Ok(())
-    }
-
-    /// For `create`: the pid and time namespaces joined by path, or a new time namespace with
-    /// its offsets written.
-    fn for_create(config: &Config) -> Result<Self, ContainerError> {
-        let ns = &config.namespaces;
-        let mut me = Self { saved: Vec::new() };
-        for kind in [LinuxNamespaceType::Pid, LinuxNamespaceType::Time] {
-            let joined = ns.joined(kind).and_then(|n| n.join.as_ref());
-            let new_time = kind == LinuxNamespaceType::Time && ns.creates(kind);
-            if joined.is_none() && !new_time {
-                continue;
-            }
-            me.save(kind)?;
-            if let Some((path, f)) = joined {
-                nix::sched::setns(f.as_fd(), clone_flag(kind))
-                    .map_err(nix_err(format!("setns {kind} {}", path.display())))?;
-            } else {
-                nix::sched::unshare(clone_flag(kind)).map_err(nix_err("unshare time namespace"))?;
-                std::fs::write("/proc/self/timens_offsets", &ns.time_offsets).map_err(sys_err(
-                    "linux.timeOffsets: write /proc/self/timens_offsets",
-                ))?;
-            }
-        }
-        Ok(me)
-    }
-
-    /// For `exec`: the pid and time namespaces of the process `pid`, where they differ from ours.
-    pub(crate) fn for_exec(pid: i32) -> Result<Self, ContainerError> {
-        let mut me = Self { saved: Vec::new() };
-        for kind in [LinuxNamespaceType::Pid, LinuxNamespaceType::Time] {
-            let name = crate::namespaces::proc_name(kind);
-            let theirs = format!("/proc/{pid}/ns/{name}");
-            let mine = format!("/proc/self/ns/{name}_for_children");
-            let (Ok(a), Ok(b)) = (std::fs::metadata(&theirs), std::fs::metadata(&mine)) else {
-                continue;
-            };
-            use std::os::unix::fs::MetadataExt;
-            if a.ino() == b.ino() && a.dev() == b.dev() {
-                continue;
-            }
-            let f = File::open(&theirs).map_err(sys_err(format!("open {theirs}")))?;
-            me.save(kind)?;
-            nix::sched::setns(f.as_fd(), clone_flag(kind))
-                .map_err(nix_err(format!("setns {theirs}")))?;
-        }
-        Ok(me)
-    }
-}
-
-impl Drop for ForChildren {
-    fn drop(&mut self) {
-        for (file, flag) in self.saved.drain(..).rev() {
-            // Deliberately swallowed: nothing sensible to do if the old namespace is gone.
-            let _ = nix::sched::setns(file.as_fd(), flag);
-        }
-    }
-}
-
 impl Container {
     /// Creates the container `id` in the state root `root` from `opts.bundle`: checks the
     /// bundle, makes the state directory and the cgroup, clones the container process, and
@@ -306,7 +230,7 @@ impl Container {
         } else {
             None
         };
-        let id_mapper = IdMapper::for_config(&config);
+        let id_mapper = IdMapper::for_config(&config.namespaces);
         let for_children = ForChildren::for_create(&config)?;
         let flags = u64::from(config.namespaces.clone_flags().bits().cast_unsigned());
         // SAFETY: the runtime is single-threaded (documented requirement of `create`); the child
@@ -338,7 +262,7 @@ impl Container {
         guard.child = Some(pidfd);
 
         if config.namespaces.creates(LinuxNamespaceType::User) {
-            id_mapper.write(pid, &config)?;
+            id_mapper.write(pid, &config.namespaces)?;
         }
         if clone_target.is_none() && in_cgroup {
             cgroup.add_pid(pid)?;
@@ -626,80 +550,6 @@ fn make_fifo(path: &Path) -> Result<OwnedFd, ContainerError> {
         .open(path)
         .map_err(sys_err(format!("open {}", path.display())))?;
     Ok(f.into())
-}
-
-/// How the uid/gid maps of a new user namespace get written.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum IdMapper {
-    /// We are root: write them.
-    Direct,
-    /// Unprivileged, mapping only our own ids: write them after denying setgroups.
-    DenySetgroups,
-    /// Unprivileged, several ids: through the setuid helpers newuidmap/newgidmap.
-    Helpers,
-}
-
-impl IdMapper {
-    fn for_config(config: &Config) -> Self {
-        if nix::unistd::geteuid().is_root() {
-            return Self::Direct;
-        }
-        let ns = &config.namespaces;
-        let own = |maps: &[oci_spec::runtime::LinuxIdMapping], id: u32| {
-            maps.len() == 1 && maps[0].host_id() == id && maps[0].size() == 1
-        };
-        if own(&ns.uid_mappings, nix::unistd::geteuid().as_raw())
-            && own(&ns.gid_mappings, nix::unistd::getegid().as_raw())
-        {
-            Self::DenySetgroups
-        } else {
-            Self::Helpers
-        }
-    }
-
-    /// Whether the container process may call setgroups.
-    fn allows_setgroups(self) -> bool {
-        self != Self::DenySetgroups
-    }
-
-    fn write(self, pid: i32, config: &Config) -> Result<(), ContainerError> {
-        let ns = &config.namespaces;
-        let maps = [
-            ("uid_map", "uidMappings", "newuidmap", &ns.uid_mappings),
-            ("gid_map", "gidMappings", "newgidmap", &ns.gid_mappings),
-        ];
-        if self == Self::DenySetgroups {
-            let path = format!("/proc/{pid}/setgroups");
-            std::fs::write(&path, "deny").map_err(sys_err(format!("write {path}")))?;
-        }
-        for (file, field, helper, list) in maps {
-            if self == Self::Helpers {
-                let mut cmd = std::process::Command::new(helper);
-                cmd.arg(pid.to_string());
-                for m in list.iter() {
-                    cmd.args([
-                        m.container_id().to_string(),
-                        m.host_id().to_string(),
-                        m.size().to_string(),
-                    ]);
-                }
-                let out = cmd
-                    .output()
-                    .map_err(sys_err(format!("linux.{field}: run {helper}")))?;
-                if !out.status.success() {
-                    let why = String::from_utf8_lossy(&out.stderr).trim().to_string();
-                    return Err(sys_err(format!("linux.{field}: {helper}"))(
-                        std::io::Error::other(why),
-                    ));
-                }
-                continue;
-            }
-            let path = format!("/proc/{pid}/{file}");
-            std::fs::write(&path, render_mappings(list))
-                .map_err(sys_err(format!("linux.{field}: write {path}")))?;
-        }
-        Ok(())
-    }
 }
 
 /// Writes the pid file atomically (temporary file + rename), as runc does.

@@ -8,8 +8,9 @@ use std::path::PathBuf;
 use nix::sched::CloneFlags;
 use oci_spec::runtime::{LinuxNamespaceType, Process};
 
-use crate::container::{sys_err, Container, ContainerError, ForChildren};
+use crate::container::{sys_err, Container, ContainerError};
 use crate::init::{self, ExecInitArgs};
+use crate::namespaces::ForChildren;
 use crate::spec::ProcessConfig;
 use crate::state::Status;
 use crate::sync::{self, Message, SyncError};
