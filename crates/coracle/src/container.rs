@@ -402,13 +402,14 @@ impl Container {
         if status != Status::Created {
             return Err(self.wrong(status, "start it"));
         }
+        // The pidfd first: once the FIFO is open the program may run and exit at once.
+        let pidfd = self.init_pidfd()?;
         let fifo_path = self.dir.fifo_path();
         let mut fifo = std::fs::OpenOptions::new()
             .read(true)
             .custom_flags(libc::O_NONBLOCK | libc::O_CLOEXEC)
             .open(&fifo_path)
             .map_err(sys_err(format!("open {}", fifo_path.display())))?;
-        let pidfd = self.init_pidfd()?;
         loop {
             let mut fds = [
                 nix::poll::PollFd::new(fifo.as_fd(), nix::poll::PollFlags::POLLIN),
