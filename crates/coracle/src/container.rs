@@ -264,6 +264,12 @@ impl Container {
         if config.namespaces.creates(LinuxNamespaceType::User) {
             id_mapper.write(pid, &config.namespaces)?;
         }
+        // The child may start on its namespaces and root filesystem while we put it in its
+        // cgroup (the first write to a v1 cgroup.procs takes milliseconds): it waits for
+        // `Placed` before anything that depends on the cgroup, and before user code.
+        parent_end
+            .send(&Message::Go)
+            .map_err(ContainerError::from)?;
         if clone_target.is_none() && in_cgroup {
             cgroup.add_pid(pid)?;
         }
@@ -274,10 +280,8 @@ impl Container {
             .map_err(ContainerError::from)?;
         hooks::run_all(hooks, hooks::Kind::CreateRuntime, &record.state)
             .map_err(ContainerError::from)?;
-        parent_end
-            .send(&Message::Go)
-            .map_err(ContainerError::from)?;
-
+        // A child that failed meanwhile has sent its error: the wait below reports it.
+        let _ = parent_end.send(&Message::Placed);
         match parent_end.expect(&Message::Ready, Some(SETUP_TIMEOUT)) {
             Ok(()) => {}
             Err(ExpectError::Remote(text)) => return Err(ContainerError::Init(text).into()),

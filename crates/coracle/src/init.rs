@@ -124,16 +124,28 @@ fn prepare(args: &InitArgs<'_>, channel: &Channel) -> Result<CString, InitError>
     sys::process::set_dumpable(false).map_err(sys_err("prctl(PR_SET_DUMPABLE)"))?;
     // 2. Wait until the parent wrote our id maps and put us in the cgroup.
     wait_for_go(channel)?;
-    // 3. Namespaces: joined ones, root of a new user namespace, a new cgroup namespace.
+    // 3. Namespaces: joined ones, root of a new user namespace.
     enter_namespaces(cfg)?;
-    // 4. createContainer hooks (in our namespaces), the root filesystem up to pivot_root, cwd.
+    // 4. Once placed in the cgroup (wait only when needed: hooks must follow createRuntime;
+    //    the cgroup namespace and cgroup mounts need the cgroup): createContainer hooks, the
+    //    root filesystem up to pivot_root, cwd.
+    let cgroup_ns = cfg.namespaces.creates(LinuxNamespaceType::Cgroup);
+    let mut placed = Placement {
+        channel,
+        cgroup_ns,
+        done: false,
+    };
+    if has_hooks(cfg) {
+        placed.wait()?;
+    }
     let state = container_state(cfg, args.id, Status::Created);
     crate::hooks::run_all(
         cfg.spec.hooks().as_ref(),
         crate::hooks::Kind::CreateContainer,
         &state,
     )?;
-    build_rootfs(args)?;
+    build_rootfs(args, &mut placed)?;
+    placed.wait()?;
     // 5. Host and domain name, session keyring, sysctls.
     set_names(args)?;
     write_sysctls(cfg)?;
@@ -162,9 +174,48 @@ fn wait_for_go(channel: &Channel) -> Result<(), InitError> {
     }
 }
 
-/// Joins the namespaces given by path (pid and time were joined by the parent), becomes root
-/// of a new user namespace, and makes the cgroup namespace only now that we are in the
-/// container's cgroup (its root is the cgroup we are in when it is made).
+/// Waiting for [`Message::Placed`], once: then the cgroup namespace is made, now that we are in
+/// the container's cgroup (its root is the cgroup we are in when it is made).
+struct Placement<'a> {
+    channel: &'a Channel,
+    cgroup_ns: bool,
+    done: bool,
+}
+
+impl Placement<'_> {
+    fn wait(&mut self) -> Result<(), InitError> {
+        if self.done {
+            return Ok(());
+        }
+        match self
+            .channel
+            .expect(&Message::Placed, Some(Duration::from_secs(60)))
+        {
+            Ok(()) => {}
+            Err(ExpectError::Sync(e)) => return Err(e.into()),
+            Err(ExpectError::Remote(text)) => return Err(InitError::Parent(text)),
+        }
+        if self.cgroup_ns {
+            nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWCGROUP)
+                .map_err(nix_err("unshare cgroup namespace"))?;
+        }
+        self.done = true;
+        Ok(())
+    }
+}
+
+/// Whether the config has hooks the container process must not run ahead of.
+fn has_hooks(cfg: &Config) -> bool {
+    use crate::hooks::Kind;
+    cfg.spec.hooks().as_ref().is_some_and(|h| {
+        [Kind::Prestart, Kind::CreateRuntime, Kind::CreateContainer]
+            .iter()
+            .any(|k| !k.select(h).is_empty())
+    })
+}
+
+/// Joins the namespaces given by path (pid and time were joined by the parent) and becomes
+/// root of a new user namespace.
 fn enter_namespaces(cfg: &Config) -> Result<(), InitError> {
     let ns = &cfg.namespaces;
     ns.enter_joined(&[LinuxNamespaceType::Pid, LinuxNamespaceType::Time])?;
@@ -172,16 +223,12 @@ fn enter_namespaces(cfg: &Config) -> Result<(), InitError> {
         nix::unistd::setresgid(0.into(), 0.into(), 0.into()).map_err(nix_err("setresgid(0)"))?;
         nix::unistd::setresuid(0.into(), 0.into(), 0.into()).map_err(nix_err("setresuid(0)"))?;
     }
-    if ns.creates(LinuxNamespaceType::Cgroup) {
-        nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWCGROUP)
-            .map_err(nix_err("unshare cgroup namespace"))?;
-    }
     Ok(())
 }
 
 /// The root filesystem up to pivot_root, then the working directory made if missing (as root,
 /// inside the new root), as runc does.
-fn build_rootfs(args: &InitArgs<'_>) -> Result<(), InitError> {
+fn build_rootfs(args: &InitArgs<'_>, placed: &mut Placement<'_>) -> Result<(), InitError> {
     let cfg = args.config;
     let ns = &cfg.namespaces;
     let opts = SetupOptions {
@@ -189,7 +236,7 @@ fn build_rootfs(args: &InitArgs<'_>) -> Result<(), InitError> {
         in_user_ns: ns.has(LinuxNamespaceType::User),
         cgroup_ns: ns.has(LinuxNamespaceType::Cgroup),
     };
-    rootfs::setup(&cfg.rootfs_plan, opts)?;
+    rootfs::setup_with(&cfg.rootfs_plan, opts, || placed.wait())?;
     std::fs::create_dir_all(&cfg.process.cwd).map_err(|source| InitError::Cwd {
         path: cfg.process.cwd.clone(),
         source,

@@ -3,8 +3,9 @@
 //!
 //! | step | from   | message          | meaning                                              |
 //! |------|--------|------------------|------------------------------------------------------|
-//! | 1    | parent | [`Message::Go`]  | id maps written, cgroup joined: set up the container |
-//! | 2    | child  | [`Message::Ready`] | all set up, blocking on the exec FIFO next         |
+//! | 1    | parent | [`Message::Go`]  | id maps written: start on namespaces and rootfs    |
+//! | 2    | parent | [`Message::Placed`] | in the cgroup, createRuntime hooks done         |
+//! | 3    | child  | [`Message::Ready`] | all set up, blocking on the exec FIFO next         |
 //! | 2'   | child  | [`Message::Error`] | set-up failed; the child exits                     |
 //!
 //! `exec` uses the same channel: Go, then Error or end-of-file (the channel is close-on-exec:
@@ -61,6 +62,8 @@ pub enum SyncError {
 pub enum Message {
     /// Parent to child: go on with the set-up.
     Go,
+    /// Parent to child: you are in the container's cgroup and the createRuntime hooks ran.
+    Placed,
     /// Child to parent: set up, about to wait on the exec FIFO.
     Ready,
     /// Child to parent: set-up failed with this error (the whole chain, as text).
@@ -73,6 +76,7 @@ impl Message {
     fn name(&self) -> &'static str {
         match self {
             Message::Go => "Go",
+            Message::Placed => "Placed",
             Message::Ready => "Ready",
             Message::Error(_) => "Error",
             Message::Pid(_) => "Pid",
