@@ -235,7 +235,8 @@ pub(super) const FLAG_WAIT_KILLABLE_RECV: u32 = 1 << 5;
 
 fn emit(per_abi: &[AbiRules], default: u32) -> Result<Vec<SockFilter>, SeccompError> {
     let mut asm = Assembler::default();
-    let bad_arch = asm.label();
+    // Jumps only go forward: a second `ret KILL_THREAD` at the end for the x32 split.
+    let bad_arch_late = asm.label();
     let enosys = asm.label();
     let section = |abi: Abi| per_abi.iter().position(|a| a.abi == abi);
     let labels: Vec<_> = per_abi.iter().map(|_| asm.label()).collect();
@@ -252,7 +253,6 @@ fn emit(per_abi: &[AbiRules], default: u32) -> Result<Vec<SockFilter>, SeccompEr
     for (arch, label) in groups.iter().zip(&group_labels) {
         asm.jump(JEQ, *arch, Target::To(*label), Target::Next);
     }
-    asm.place(bad_arch);
     asm.insn(bpf::ret(RET_KILL_THREAD));
 
     for (arch, label) in groups.iter().zip(&group_labels) {
@@ -265,7 +265,7 @@ fn emit(per_abi: &[AbiRules], default: u32) -> Result<Vec<SockFilter>, SeccompEr
             .map(|(i, _)| i)
             .collect();
         if *arch == Abi::X86_64.audit_arch() {
-            let to = |abi| section(abi).map_or(bad_arch, |i| labels[i]);
+            let to = |abi| section(abi).map_or(bad_arch_late, |i| labels[i]);
             asm.jump(
                 JGE,
                 X32_SYSCALL_BIT,
@@ -280,6 +280,8 @@ fn emit(per_abi: &[AbiRules], default: u32) -> Result<Vec<SockFilter>, SeccompEr
     }
     asm.place(enosys);
     asm.insn(bpf::ret(RET_ERRNO | libc::ENOSYS.cast_unsigned()));
+    asm.place(bad_arch_late);
+    asm.insn(bpf::ret(RET_KILL_THREAD));
     let prog = asm.finish().map_err(|e| match e {
         AssembleError::TooLong(n) => SeccompError::TooLong(n),
         AssembleError::UnplacedLabel => SeccompError::Assemble,
@@ -365,20 +367,28 @@ fn chain(asm: &mut Assembler, abi: Abi, rules: &[Rule], default: u32) -> Result<
             asm.insn(bpf::ret(rule.action));
             return Ok(());
         }
-        asm.block(rule_block(abi, rule)?);
+        if let Some(block) = rule_block(abi, rule)? {
+            asm.block(block);
+        }
     }
     asm.insn(bpf::ret(default));
     Ok(())
 }
 
 /// The argument checks of `rule` (seccompiler's code, which jumps past the block plus one
-/// instruction when a check fails) followed by `ret action`.
-fn rule_block(abi: Abi, rule: &Rule) -> Result<Vec<SockFilter>, SeccompError> {
-    let len = if abi.wide_args() {
-        SeccompCmpArgLen::Qword
+/// instruction when a check fails) followed by `ret action`; `None` when a condition can never
+/// hold: `SCMP_CMP_MASKED_EQ` with bits in `valueTwo` outside the mask (seccompiler would mask
+/// `valueTwo` too and match).
+fn rule_block(abi: Abi, rule: &Rule) -> Result<Option<Vec<SockFilter>>, SeccompError> {
+    let (len, width) = if abi.wide_args() {
+        (SeccompCmpArgLen::Qword, u64::MAX)
     } else {
-        SeccompCmpArgLen::Dword
+        (SeccompCmpArgLen::Dword, u64::from(u32::MAX))
     };
+    let never = |c: &Cond| c.op == Op::ScmpCmpMaskedEq && c.value_two & !c.value & width != 0;
+    if rule.conds.iter().any(never) {
+        return Ok(None);
+    }
     let conds = rule
         .conds
         .iter()
@@ -413,5 +423,5 @@ fn rule_block(abi: Abi, rule: &Rule) -> Result<Vec<SockFilter>, SeccompError> {
         })
         .collect();
     block.push(bpf::ret(rule.action));
-    Ok(block)
+    Ok(Some(block))
 }

@@ -178,6 +178,124 @@ pub fn notif_id_valid(listener: BorrowedFd<'_>, id: u64) -> io::Result<bool> {
     }
 }
 
+/// Helpers for the seccomp tests: a forked child whose wait status is returned, raw system calls
+/// (through `syscall` and, on x86_64, through the i386 `int 0x80` gate) and a SIGSYS handler.
+#[cfg(test)]
+pub(crate) mod test_support {
+    use std::io;
+
+    /// Runs `f` in a forked child that exits with the code `f` returns; returns the raw wait
+    /// status (so a death by signal can be checked).
+    pub(crate) fn fork_wait(f: impl FnOnce() -> i32) -> io::Result<i32> {
+        // SAFETY: the child runs only `f` (system calls, small allocations: glibc's malloc is
+        // fork-safe) and leaves with _exit, never returning into the test harness.
+        let pid = super::cvt(unsafe { libc::fork() })?;
+        if pid == 0 {
+            let code = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).unwrap_or(125);
+            // SAFETY: _exit ends the child without running the parent's atexit handlers.
+            unsafe { libc::_exit(code) };
+        }
+        let mut status = 0;
+        // SAFETY: status is a valid out pointer; pid is our child.
+        super::cvt(unsafe { libc::waitpid(pid, &mut status, 0) })?;
+        Ok(status)
+    }
+
+    /// `syscall(nr, args...)`, returning the raw result or `-errno`.
+    ///
+    /// # Safety
+    /// The call must not touch memory in a way Rust does not expect: use it for calls with
+    /// scalar arguments or pointers to live buffers only.
+    pub(crate) unsafe fn raw(nr: libc::c_long, a: [u64; 6]) -> i64 {
+        // SAFETY: the caller vouches for the call and its arguments.
+        let r = unsafe { libc::syscall(nr, a[0], a[1], a[2], a[3], a[4], a[5]) };
+        if r < 0 {
+            -i64::from(io::Error::last_os_error().raw_os_error().unwrap_or(0))
+        } else {
+            r
+        }
+    }
+
+    /// An i386 system call through `int 0x80` from this 64-bit process (three arguments);
+    /// returns the kernel's result (`-errno` on failure).
+    ///
+    /// # Safety
+    /// As for [`raw`]: only calls with scalar arguments.
+    #[cfg(target_arch = "x86_64")]
+    pub(crate) unsafe fn int80(nr: u32, a: u32, b: u32, c: u32) -> i32 {
+        let ret: i32;
+        // SAFETY: int 0x80 enters the kernel's compat entry; rbx (reserved by LLVM) is swapped
+        // in and out around it; the kernel preserves every other register but eax.
+        unsafe {
+            std::arch::asm!(
+                "xchg {a:r}, rbx",
+                "int 0x80",
+                "xchg {a:r}, rbx",
+                a = inout(reg) u64::from(a) => _,
+                inlateout("eax") nr.cast_signed() => ret,
+                in("ecx") b,
+                in("edx") c,
+            );
+        }
+        ret
+    }
+
+    /// Receives one message with one fd attached (`SCM_RIGHTS`) on `sock`.
+    pub(crate) fn recv_with_fd(
+        sock: std::os::fd::BorrowedFd<'_>,
+    ) -> io::Result<(Vec<u8>, std::os::fd::OwnedFd)> {
+        use nix::sys::socket::{recvmsg, ControlMessageOwned, MsgFlags};
+        use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+        let mut buf = vec![0u8; 65536];
+        let mut cmsg = nix::cmsg_space!([RawFd; 1]);
+        let (len, fd) = {
+            let mut iov = [io::IoSliceMut::new(&mut buf)];
+            let msg = recvmsg::<()>(
+                sock.as_raw_fd(),
+                &mut iov,
+                Some(&mut cmsg),
+                MsgFlags::MSG_CMSG_CLOEXEC,
+            )?;
+            let fd = msg.cmsgs()?.find_map(|c| match c {
+                ControlMessageOwned::ScmRights(fds) => fds.first().copied(),
+                _ => None,
+            });
+            (msg.bytes, fd)
+        };
+        let fd = fd.ok_or_else(|| io::Error::other("no fd in the message"))?;
+        buf.truncate(len);
+        // SAFETY: the kernel installed this fd for us with the message; nothing else owns it.
+        Ok((buf, unsafe { OwnedFd::from_raw_fd(fd) }))
+    }
+
+    extern "C" fn on_sigsys(
+        _sig: libc::c_int,
+        info: *mut libc::siginfo_t,
+        _ctx: *mut libc::c_void,
+    ) {
+        // SAFETY: the kernel passes a valid siginfo to an SA_SIGINFO handler.
+        let (code, errno) = unsafe { ((*info).si_code, (*info).si_errno) };
+        // SYS_SECCOMP = 1: the signal came from a seccomp TRAP, whose data is in si_errno.
+        let status = if code == 1 { 100 + (errno & 0x7f) } else { 99 };
+        // SAFETY: _exit is async-signal-safe.
+        unsafe { libc::_exit(status) };
+    }
+
+    /// Installs a SIGSYS handler that exits with `100 + SECCOMP_RET_DATA` (mod 128) when the
+    /// signal comes from a seccomp TRAP, 99 otherwise.
+    pub(crate) fn exit_on_sigsys() -> io::Result<()> {
+        // SAFETY: sigaction is plain data; zeroed is a valid empty mask and no flags.
+        let mut sa: libc::sigaction = unsafe { std::mem::zeroed() };
+        let handler: extern "C" fn(libc::c_int, *mut libc::siginfo_t, *mut libc::c_void) =
+            on_sigsys;
+        sa.sa_sigaction = handler as usize;
+        sa.sa_flags = libc::SA_SIGINFO;
+        // SAFETY: sa is a valid sigaction with an async-signal-safe handler.
+        super::cvt(unsafe { libc::sigaction(libc::SIGSYS, &sa, std::ptr::null_mut()) })?;
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
