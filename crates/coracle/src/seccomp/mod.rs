@@ -22,6 +22,7 @@
 mod abi;
 pub mod bpf;
 mod compile;
+pub mod model;
 mod notify;
 mod tables;
 

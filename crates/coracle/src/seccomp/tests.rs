@@ -5,12 +5,10 @@
 
 use std::os::fd::AsFd;
 
-use oci_spec::runtime::{
-    LinuxSeccomp, LinuxSeccompAction as A, LinuxSeccompArg, LinuxSeccompOperator as Op,
-};
+use oci_spec::runtime::LinuxSeccomp;
 use serde_json::{json, Value};
 
-use super::abi::{AUDIT_ARCH_I386, AUDIT_ARCH_X86_64, X32_SYSCALL_BIT};
+use super::abi::{AUDIT_ARCH_X86_64, X32_SYSCALL_BIT};
 use super::*;
 use crate::sys::seccomp::test_support::{exit_on_sigsys, fork_wait, int80, raw, recv_with_fd};
 
@@ -41,76 +39,8 @@ fn call(abi: Abi, name: &str, args: [u64; 6]) -> SeccompData {
     }
 }
 
-/// The OCI semantics (as runc + libseccomp apply them), written as directly as possible: what a
-/// call must get.
 fn reference(spec: &LinuxSeccomp, d: &SeccompData) -> u32 {
-    let nr = d.nr.cast_unsigned();
-    let abi = match d.arch {
-        AUDIT_ARCH_X86_64 if nr >= X32_SYSCALL_BIT => Abi::X32,
-        AUDIT_ARCH_X86_64 => Abi::X86_64,
-        AUDIT_ARCH_I386 => Abi::X86,
-        _ => return KILL_THREAD,
-    };
-    let listed: Vec<Abi> = spec
-        .architectures()
-        .iter()
-        .flatten()
-        .filter_map(|a| Abi::from_oci(*a))
-        .collect();
-    if abi != Abi::X86_64 && !listed.contains(&abi) {
-        return KILL_THREAD;
-    }
-    let default = action_value(spec.default_action(), spec.default_errno_ret()).unwrap();
-    let syscalls = spec.syscalls().clone().unwrap_or_default();
-    let stub = !matches!(
-        spec.default_action(),
-        A::ScmpActAllow | A::ScmpActLog | A::ScmpActTrace
-    ) && spec.default_errno_ret() != Some(38);
-    if stub && listed.contains(&abi) {
-        let max = syscalls
-            .iter()
-            .flat_map(|s| s.names())
-            .filter_map(|n| abi.syscall(n))
-            .max();
-        if max.is_some_and(|m| nr > m) {
-            return errno(38);
-        }
-    }
-    let width = if abi.wide_args() {
-        u64::MAX
-    } else {
-        0xffff_ffff
-    };
-    for sc in &syscalls {
-        let action = action_value(sc.action(), sc.errno_ret()).unwrap();
-        if action == default || !sc.names().iter().any(|n| abi.syscall(n) == Some(nr)) {
-            continue;
-        }
-        let args = sc.args().clone().unwrap_or_default();
-        let holds = |a: &LinuxSeccompArg| {
-            let x = d.args[a.index()] & width;
-            let v = a.value() & width;
-            match a.op() {
-                Op::ScmpCmpNe => x != v,
-                Op::ScmpCmpLt => x < v,
-                Op::ScmpCmpLe => x <= v,
-                Op::ScmpCmpEq => x == v,
-                Op::ScmpCmpGe => x >= v,
-                Op::ScmpCmpGt => x > v,
-                Op::ScmpCmpMaskedEq => x & v == a.value_two().unwrap_or(0) & width,
-            }
-        };
-        let dup = (0..6).any(|i| args.iter().filter(|a| a.index() == i).count() > 1);
-        let matched = if dup {
-            args.iter().any(holds)
-        } else {
-            args.iter().all(holds)
-        };
-        if matched {
-            return action;
-        }
-    }
-    default
+    model::expected_action(spec, d).unwrap()
 }
 
 fn ops_profile() -> LinuxSeccomp {
@@ -600,6 +530,7 @@ fn docker_default_profile_compiles_and_judges() {
     );
     let prog = Program::from_spec(&spec).unwrap();
     let n = prog.instructions().len();
+    eprintln!("Docker default profile: {n} BPF instructions");
     assert!(n < 4096, "{n} instructions");
     bpf::validate(prog.instructions()).unwrap();
     let eperm = errno(1);
