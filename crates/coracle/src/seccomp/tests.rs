@@ -562,6 +562,19 @@ fn docker_default_profile_compiles_and_judges() {
             "{abi:?}"
         );
     }
+    for abi in [Abi::X86_64, Abi::X86, Abi::X32] {
+        // glibc falls back to clone when clone3 fails with ENOSYS.
+        assert_eq!(
+            prog.evaluate(&call(abi, "clone3", [0; 6])),
+            errno(38),
+            "{abi:?}"
+        );
+    }
+    // Included for the amd64 arch only.
+    assert_eq!(
+        prog.evaluate(&call(Abi::X86_64, "arch_prctl", [0; 6])),
+        ALLOW
+    );
     // i386 multiplexed socket calls are allowed by name.
     assert_eq!(
         prog.evaluate(&call(Abi::X86, "socketcall", [1, 0, 0, 0, 0, 0])),
