@@ -16,23 +16,69 @@ use oci_spec::runtime::LinuxSeccomp;
 use serde_json::{json, Value};
 
 const NAMES: &[&str] = &[
-    "read", "write", "close", "getpid", "getppid", "mmap", "clone", "personality", "socket",
-    "socketcall", "ioctl", "fcntl", "unshare", "mount", "keyctl", "no_such_call", "futex",
-    "clone3", "execve", "ptrace", "uname", "_llseek", "mseal",
+    "read",
+    "write",
+    "close",
+    "getpid",
+    "getppid",
+    "mmap",
+    "clone",
+    "personality",
+    "socket",
+    "socketcall",
+    "ioctl",
+    "fcntl",
+    "unshare",
+    "mount",
+    "keyctl",
+    "no_such_call",
+    "futex",
+    "clone3",
+    "execve",
+    "ptrace",
+    "uname",
+    "_llseek",
+    "mseal",
 ];
 const ACTIONS: &[&str] = &[
-    "SCMP_ACT_KILL", "SCMP_ACT_KILL_PROCESS", "SCMP_ACT_KILL_THREAD", "SCMP_ACT_TRAP",
-    "SCMP_ACT_ERRNO", "SCMP_ACT_TRACE", "SCMP_ACT_ALLOW", "SCMP_ACT_LOG", "SCMP_ACT_NOTIFY",
+    "SCMP_ACT_KILL",
+    "SCMP_ACT_KILL_PROCESS",
+    "SCMP_ACT_KILL_THREAD",
+    "SCMP_ACT_TRAP",
+    "SCMP_ACT_ERRNO",
+    "SCMP_ACT_TRACE",
+    "SCMP_ACT_ALLOW",
+    "SCMP_ACT_LOG",
+    "SCMP_ACT_NOTIFY",
 ];
 const OPS: &[&str] = &[
-    "SCMP_CMP_NE", "SCMP_CMP_LT", "SCMP_CMP_LE", "SCMP_CMP_EQ", "SCMP_CMP_GE", "SCMP_CMP_GT",
+    "SCMP_CMP_NE",
+    "SCMP_CMP_LT",
+    "SCMP_CMP_LE",
+    "SCMP_CMP_EQ",
+    "SCMP_CMP_GE",
+    "SCMP_CMP_GT",
     "SCMP_CMP_MASKED_EQ",
 ];
 const ARCHS: &[&str] = &[
-    "SCMP_ARCH_X86_64", "SCMP_ARCH_X86", "SCMP_ARCH_X32", "SCMP_ARCH_AARCH64", "SCMP_ARCH_NATIVE",
+    "SCMP_ARCH_X86_64",
+    "SCMP_ARCH_X86",
+    "SCMP_ARCH_X32",
+    "SCMP_ARCH_AARCH64",
+    "SCMP_ARCH_NATIVE",
 ];
 const VALUES: &[u64] = &[
-    0, 1, 2, 8, 0xff, 0x7fff_ffff, 0x8000_0000, 0xffff_ffff, 1 << 32, (1 << 32) + 1, u64::MAX,
+    0,
+    1,
+    2,
+    8,
+    0xff,
+    0x7fff_ffff,
+    0x8000_0000,
+    0xffff_ffff,
+    1 << 32,
+    (1 << 32) + 1,
+    u64::MAX,
     1 << 63,
 ];
 
@@ -54,7 +100,10 @@ impl Bytes<'_> {
     fn value(&mut self) -> u64 {
         match self.below(4) {
             0 => (0..8).fold(0u64, |acc, _| acc << 8 | u64::from(self.byte())),
-            1 => self.pick(VALUES).wrapping_add(u64::from(self.byte() % 3)).wrapping_sub(1),
+            1 => self
+                .pick(VALUES)
+                .wrapping_add(u64::from(self.byte() % 3))
+                .wrapping_sub(1),
             _ => self.pick(VALUES),
         }
     }
@@ -97,7 +146,9 @@ fn probes(spec: &LinuxSeccomp, b: &mut Bytes<'_>) -> Vec<SeccompData> {
     for sc in spec.syscalls().as_deref().unwrap_or_default() {
         for name in sc.names() {
             for abi in abis {
-                let Some(nr) = abi.syscall(name) else { continue };
+                let Some(nr) = abi.syscall(name) else {
+                    continue;
+                };
                 let base = SeccompData {
                     nr: nr.cast_signed(),
                     arch: abi.audit_arch(),
@@ -124,8 +175,17 @@ fn probes(spec: &LinuxSeccomp, b: &mut Bytes<'_>) -> Vec<SeccompData> {
         let abi = b.pick(&abis);
         let nr = u32::from(b.byte()) | u32::from(b.byte() & 1) << 8;
         out.push(SeccompData {
-            nr: (if abi == Abi::X32 { nr | 0x4000_0000 } else { nr }).cast_signed(),
-            arch: if b.below(16) == 0 { 0xc000_00b7 } else { abi.audit_arch() },
+            nr: (if abi == Abi::X32 {
+                nr | 0x4000_0000
+            } else {
+                nr
+            })
+            .cast_signed(),
+            arch: if b.below(16) == 0 {
+                0xc000_00b7
+            } else {
+                abi.audit_arch()
+            },
             instruction_pointer: 0,
             args: std::array::from_fn(|_| b.value()),
         });

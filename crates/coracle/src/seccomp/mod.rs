@@ -176,6 +176,13 @@ impl Program {
 /// Installs `program` on the calling thread (the container process, single-threaded). Needs
 /// `no_new_privs` or `CAP_SYS_ADMIN`; sets neither. Returns the user-notification fd when the
 /// program uses `SCMP_ACT_NOTIFY`.
+///
+/// Where, as runc (`standard_init_linux.go`): without `process.noNewPrivileges`, install before
+/// the capability drop and user switch (the kernel demands CAP_SYS_ADMIN then), so a profile
+/// that denies `setuid`/`capset` still lets the runtime finish; with it, set no_new_privs and
+/// install as late as possible, right before `execve`, so the profile constrains as few of the
+/// runtime's own calls as possible. Every call the process makes after this one (the hand-off
+/// of the fd, `execve`) must be allowed by the profile.
 pub fn install(program: &Program) -> Result<Option<OwnedFd>, SeccompError> {
     let flags = program.flags();
     crate::sys::seccomp::set_mode_filter(&program.insns, flags)

@@ -528,8 +528,11 @@ fn docker_default_profile_compiles_and_judges() {
         spec.architectures().clone().unwrap(),
         [Arch::ScmpArchX86_64, Arch::ScmpArchX86, Arch::ScmpArchX32]
     );
+    let t = std::time::Instant::now();
     let prog = Program::from_spec(&spec).unwrap();
+    let took = t.elapsed();
     let n = prog.instructions().len();
+    eprintln!("compiled in {took:?}");
     eprintln!("Docker default profile: {n} BPF instructions");
     assert!(n < 4096, "{n} instructions");
     bpf::validate(prog.instructions()).unwrap();
