@@ -4,6 +4,7 @@
 pub mod creds;
 pub mod fs;
 pub mod process;
+pub mod seccomp;
 
 use std::io;
 
