@@ -15,7 +15,7 @@ use crate::init::{self, InitArgs};
 use crate::namespaces::{ForChildren, IdMapper};
 use crate::spec::Config;
 use crate::state::{self, ContainerDir, Record, State, Status};
-use crate::sync::{self, ExpectError, Message};
+use crate::sync::{self, Message};
 use crate::sys::process::{self as sysproc, CloneResult};
 use crate::Error;
 
@@ -282,10 +282,24 @@ impl Container {
             .map_err(ContainerError::from)?;
         // A child that failed meanwhile has sent its error: the wait below reports it.
         let _ = parent_end.send(&Message::Placed);
-        match parent_end.expect(&Message::Ready, Some(SETUP_TIMEOUT)) {
-            Ok(()) => {}
-            Err(ExpectError::Remote(text)) => return Err(ContainerError::Init(text).into()),
-            Err(ExpectError::Sync(e)) => return Err(ContainerError::from(e).into()),
+        loop {
+            match parent_end.recv_with_fd("Ready", Some(SETUP_TIMEOUT)) {
+                Ok((Message::Ready, _)) => break,
+                Ok((Message::SeccompFd, Some(fd))) => {
+                    let mut st = record.state.clone();
+                    st.status = Status::Creating;
+                    forward_seccomp_fd(&config.spec, &st, &fd)?;
+                }
+                Ok((Message::Error(text), _)) => return Err(ContainerError::Init(text).into()),
+                Ok((got, _)) => {
+                    let e = sync::SyncError::Unexpected {
+                        expected: "Ready",
+                        got,
+                    };
+                    return Err(ContainerError::from(e).into());
+                }
+                Err(e) => return Err(ContainerError::from(e).into()),
+            }
         }
         let (_, start_time) =
             state::proc_stat(pid).ok_or_else(|| ContainerError::InitDied(id.to_string()))?;
@@ -584,4 +598,29 @@ fn is_permission_error(e: &(dyn std::error::Error + 'static)) -> bool {
         cur = err.source();
     }
     false
+}
+
+/// Hands a seccomp notify fd to the agent at `linux.seccomp.listenerPath`, with the state of
+/// the container process as the runtime-spec says.
+pub(crate) fn forward_seccomp_fd(
+    spec: &oci_spec::runtime::Spec,
+    state: &State,
+    fd: &OwnedFd,
+) -> Result<(), Error> {
+    let Some(seccomp) = spec.linux().as_ref().and_then(|l| l.seccomp().as_ref()) else {
+        return Ok(());
+    };
+    let Some(path) = seccomp.listener_path() else {
+        return Ok(());
+    };
+    let state_value = serde_json::to_value(state).unwrap_or_default();
+    let json = crate::seccomp::process_state_json(
+        state.pid,
+        seccomp.listener_metadata().as_deref(),
+        &state_value,
+    )
+    .map_err(crate::spec::SpecError::from)?;
+    crate::seccomp::send_to_listener(path, fd.as_fd(), &json)
+        .map_err(crate::spec::SpecError::from)?;
+    Ok(())
 }

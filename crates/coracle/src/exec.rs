@@ -74,6 +74,11 @@ impl Container {
         let setgroups = std::fs::read_to_string(format!("/proc/{}/setgroups", self.init_pid()));
         let allow_setgroups = setgroups.map(|s| s.trim() != "deny").unwrap_or(true);
         let join = self.join_flags();
+        let linux = self.config().linux().as_ref();
+        let seccomp = match linux {
+            Some(l) => crate::spec::compile_seccomp(l)?,
+            None => None,
+        };
         let cgroup = self.cgroup();
         let clone_target = cgroup.clone_target();
         let (parent_end, child_end) = sync::pair().map_err(ContainerError::from)?;
@@ -98,6 +103,7 @@ impl Container {
                     console: console.as_ref(),
                     preserve_fds: opts.preserve_fds,
                     allow_setgroups,
+                    seccomp: seccomp.as_ref(),
                     nested,
                     join_for_children: self.join_flags_for_children(),
                 };
@@ -156,7 +162,13 @@ impl Container {
             .send(&Message::Go)
             .map_err(|e| kill_child(ContainerError::from(e).into()))?;
         // The channel is close-on-exec: end-of-file means the program was exec'ed.
-        match parent_end.recv("exec", None) {
+        let mut got = parent_end.recv_with_fd("exec", None);
+        if let Ok((Message::SeccompFd, Some(fd))) = &got {
+            self.forward_seccomp_fd(fd, pid)
+                .map_err(|e| kill_child(e))?;
+            got = parent_end.recv_with_fd("exec", None);
+        }
+        match got.map(|(m, _)| m) {
             Err(SyncError::Eof { .. }) => {}
             Ok(Message::Error(text)) => {
                 let _ = sysproc::pidfd_wait(pidfd.as_fd(), false);
@@ -177,6 +189,13 @@ impl Container {
             crate::container::write_pid_file(path, pid)?;
         }
         Ok(ExecProcess { pid, pidfd })
+    }
+
+    /// Sends an exec'ed process's seccomp notify fd to the container's listener.
+    fn forward_seccomp_fd(&self, fd: &OwnedFd, pid: i32) -> Result<(), Error> {
+        let mut st = self.state()?;
+        st.pid = pid;
+        crate::container::forward_seccomp_fd(self.config(), &st, fd)
     }
 
     /// The pid and time namespaces of the container's config (joined for children).

@@ -6,7 +6,7 @@
 
 use std::ffi::{CStr, CString};
 use std::io::Write;
-use std::os::fd::{AsRawFd, BorrowedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -33,6 +33,8 @@ pub(crate) enum InitError {
     Rootfs(#[from] RootfsError),
     #[error(transparent)]
     Hook(#[from] crate::hooks::HookError),
+    #[error(transparent)]
+    Seccomp(#[from] crate::seccomp::SeccompError),
     #[error(transparent)]
     Console(#[from] crate::console::ConsoleError),
     #[error(transparent)]
@@ -160,7 +162,12 @@ fn prepare(args: &InitArgs<'_>, channel: &Channel) -> Result<CString, InitError>
             "process.oomScoreAdj: write /proc/self/oom_score_adj",
         ))?;
     }
-    let exe = become_process(&cfg.process, args.allow_setgroups)?;
+    let exe = become_process(
+        &cfg.process,
+        args.allow_setgroups,
+        cfg.seccomp.as_ref(),
+        channel,
+    )?;
     channel.send(&Message::Ready)?;
     Ok(exe)
 }
@@ -285,10 +292,20 @@ fn write_sysctls(cfg: &Config) -> Result<(), InitError> {
 /// capability), the program looked up in the container's PATH, the working directory (as root;
 /// again as the user if root may not enter it), the user with its groups and capabilities, and
 /// no_new_privs. Returns the program to exec.
-fn become_process(p: &ProcessConfig, allow_setgroups: bool) -> Result<CString, InitError> {
+fn become_process(
+    p: &ProcessConfig,
+    allow_setgroups: bool,
+    seccomp: Option<&crate::seccomp::Program>,
+    channel: &Channel,
+) -> Result<CString, InitError> {
     p.rlimits.apply()?;
     let exe = find_executable(p)?;
     let cwd_first = nix::unistd::chdir(&p.cwd);
+    // Without no_new_privs, installing a filter needs CAP_SYS_ADMIN: before the user switch
+    // (as runc does; the profile must then allow the switch's own calls).
+    if !p.no_new_privileges {
+        install_seccomp(seccomp, channel)?;
+    }
     user::switch(&p.user, &p.capabilities, allow_setgroups)?;
     if cwd_first.is_err() {
         nix::unistd::chdir(&p.cwd).map_err(|e| InitError::Cwd {
@@ -299,8 +316,23 @@ fn become_process(p: &ProcessConfig, allow_setgroups: bool) -> Result<CString, I
     check_cwd(&p.cwd)?;
     if p.no_new_privileges {
         sys::process::set_no_new_privs().map_err(sys_err("prctl(PR_SET_NO_NEW_PRIVS)"))?;
+        install_seccomp(seccomp, channel)?;
     }
     Ok(exe)
+}
+
+/// Installs the seccomp filter; a notify fd goes to the runtime, for the listener.
+fn install_seccomp(
+    seccomp: Option<&crate::seccomp::Program>,
+    channel: &Channel,
+) -> Result<(), InitError> {
+    let Some(program) = seccomp else {
+        return Ok(());
+    };
+    if let Some(fd) = crate::seccomp::install(program)? {
+        channel.send_with_fd(&Message::SeccompFd, fd.as_fd())?;
+    }
+    Ok(())
 }
 
 /// The state a hook run from the container process sees (the pid as seen from the runtime is
@@ -426,6 +458,8 @@ pub(crate) struct ExecInitArgs<'a> {
     pub preserve_fds: u32,
     /// Whether setgroups is allowed in the container's user namespace.
     pub allow_setgroups: bool,
+    /// The container's seccomp filter.
+    pub seccomp: Option<&'a crate::seccomp::Program>,
     /// Join every namespace (pid and time too) here, then fork the real process with
     /// CLONE_PARENT and report its pid (for a runtime that may not change its own).
     pub nested: bool,
@@ -476,7 +510,7 @@ fn exec_steps(args: &ExecInitArgs<'_>, channel: &Channel) -> InitError {
             crate::console::setup_pty(socket, p.console_size)?;
         }
         // 5. Limits, program, working directory, user and capabilities, as for the init.
-        become_process(p, args.allow_setgroups)
+        become_process(p, args.allow_setgroups, args.seccomp, channel)
     };
     let exe = match run() {
         Ok(exe) => exe,

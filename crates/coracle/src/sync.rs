@@ -70,6 +70,8 @@ pub enum Message {
     Error(String),
     /// Intermediate child of a nested exec to the runtime: the pid of the process it forked.
     Pid(i32),
+    /// Child to parent: the seccomp notify fd is attached, for the `listenerPath` agent.
+    SeccompFd,
 }
 
 impl Message {
@@ -80,6 +82,7 @@ impl Message {
             Message::Ready => "Ready",
             Message::Error(_) => "Error",
             Message::Pid(_) => "Pid",
+            Message::SeccompFd => "SeccompFd",
         }
     }
 }
@@ -124,6 +127,15 @@ impl Channel {
         expected: &'static str,
         timeout: Option<Duration>,
     ) -> Result<Message, SyncError> {
+        Ok(self.recv_with_fd(expected, timeout)?.0)
+    }
+
+    /// Receives one message and the fd sent with it, if any, waiting at most `timeout`.
+    pub fn recv_with_fd(
+        &self,
+        expected: &'static str,
+        timeout: Option<Duration>,
+    ) -> Result<(Message, Option<OwnedFd>), SyncError> {
         if let Some(t) = timeout {
             let ms = u16::try_from(t.as_millis()).unwrap_or(u16::MAX);
             let mut fds = [nix::poll::PollFd::new(
@@ -139,22 +151,77 @@ impl Channel {
                 }
             }
         }
+        self.read_message(expected)
+    }
+
+    fn read_message(
+        &self,
+        expected: &'static str,
+    ) -> Result<(Message, Option<OwnedFd>), SyncError> {
         let mut buf = vec![0u8; 64 * 1024];
-        let n = loop {
-            match socket::recv(
+        let mut space = nix::cmsg_space!([std::os::fd::RawFd; 1]);
+        let (n, fd) = loop {
+            let mut iov = [std::io::IoSliceMut::new(&mut buf)];
+            match socket::recvmsg::<()>(
                 std::os::fd::AsRawFd::as_raw_fd(&self.fd),
-                &mut buf,
-                socket::MsgFlags::empty(),
+                &mut iov,
+                Some(&mut space),
+                socket::MsgFlags::MSG_CMSG_CLOEXEC,
             ) {
-                Ok(n) => break n,
+                Ok(msg) => {
+                    let mut fd = None;
+                    for c in msg.cmsgs().map_err(|source| SyncError::Socket {
+                        op: "recvmsg",
+                        source,
+                    })? {
+                        if let socket::ControlMessageOwned::ScmRights(fds) = c {
+                            for raw in fds {
+                                // Every received fd is owned (and closed) here, the first kept.
+                                let owned = crate::sys::process::own_fd(raw).ok();
+                                if fd.is_none() {
+                                    fd = owned;
+                                }
+                            }
+                        }
+                    }
+                    break (msg.bytes, fd);
+                }
                 Err(nix::Error::EINTR) => continue,
-                Err(source) => return Err(SyncError::Socket { op: "recv", source }),
+                Err(source) => {
+                    return Err(SyncError::Socket {
+                        op: "recvmsg",
+                        source,
+                    })
+                }
             }
         };
         if n == 0 {
             return Err(SyncError::Eof { expected });
         }
-        serde_json::from_slice(&buf[..n]).map_err(SyncError::Malformed)
+        let msg = serde_json::from_slice(&buf[..n]).map_err(SyncError::Malformed)?;
+        Ok((msg, fd))
+    }
+
+    /// Sends `msg` with `fd` attached (SCM_RIGHTS).
+    pub fn send_with_fd(
+        &self,
+        msg: &Message,
+        fd: std::os::fd::BorrowedFd<'_>,
+    ) -> Result<(), SyncError> {
+        let bytes = serde_json::to_vec(msg).map_err(SyncError::Malformed)?;
+        let fds = [std::os::fd::AsRawFd::as_raw_fd(&fd)];
+        socket::sendmsg::<()>(
+            std::os::fd::AsRawFd::as_raw_fd(&self.fd),
+            &[std::io::IoSlice::new(&bytes)],
+            &[socket::ControlMessage::ScmRights(&fds)],
+            socket::MsgFlags::MSG_NOSIGNAL,
+            None,
+        )
+        .map_err(|source| SyncError::Socket {
+            op: "sendmsg",
+            source,
+        })?;
+        Ok(())
     }
 
     /// Receives and checks that the message is `want` (an `Error` from the child is returned
