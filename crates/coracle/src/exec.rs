@@ -165,7 +165,7 @@ impl Container {
         let mut got = parent_end.recv_with_fd("exec", None);
         if let Ok((Message::SeccompFd, Some(fd))) = &got {
             self.forward_seccomp_fd(fd, pid)
-                .map_err(|e| kill_child(e))?;
+                .map_err(&kill_child)?;
             got = parent_end.recv_with_fd("exec", None);
         }
         match got.map(|(m, _)| m) {
