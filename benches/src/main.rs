@@ -119,6 +119,8 @@ struct Bench {
     binding: Option<host::V1Binding>,
     cgroup_note: String,
     samples: BTreeMap<&'static str, Vec<Vec<Sample>>>,
+    /// `unshare` of the same namespaces + chroot + exec /bin/true: the floor without a runtime.
+    floor: Vec<Sample>,
     cleaned: bool,
 }
 
@@ -206,6 +208,7 @@ impl Bench {
             binding: None,
             cgroup_note: String::new(),
             samples: BTreeMap::new(),
+            floor: Vec::new(),
             cleaned: false,
             workdir,
             args,
@@ -361,6 +364,11 @@ impl Bench {
                     self.mark_broken(rt, &f);
                 }
             }
+            if let Err(f) = self.round_floor(measured) {
+                if !self.invoker.is_interrupted() {
+                    eprintln!("lifecycle: floor measurement: {f}");
+                }
+            }
             for rt in 0..self.runtimes.len() {
                 if let Err(f) = self.round_lifecycle(rt, round, measured) {
                     self.mark_broken(rt, &f);
@@ -412,6 +420,25 @@ impl Bench {
         let s = self.invoke(rt, &["run", "--bundle", &b, &id], &id, true)?;
         if measured {
             self.record("run", rt, s);
+        }
+        Ok(())
+    }
+
+    /// The floor: what the kernel alone charges for the namespaces, a chroot and the exec.
+    fn round_floor(&mut self, measured: bool) -> Result<(), Failure> {
+        let Some(unshare) = runtime::which("unshare") else {
+            return Ok(());
+        };
+        let mut cmd = std::process::Command::new(unshare);
+        cmd.args([
+            "--fork", "--pid", "--mount", "--net", "--ipc", "--uts", "chroot",
+        ])
+        .arg(&self.rootfs)
+        .arg("/bin/true");
+        let p = self.invoker.spawn_cmd(cmd, 0)?;
+        let s = self.invoker.finish(p)?;
+        if measured {
+            self.floor.push(s);
         }
         Ok(())
     }
@@ -537,6 +564,18 @@ impl Bench {
                 line.push_str("  (coracle: no samples)");
             }
             println!("{:<22}{line}", "  ratios");
+        }
+        if let Some(f) = summarize(&self.floor) {
+            println!(
+                "{:<22} {:<8} {:>8} {:>8} {:>8} {:>9} {:>4}   (unshare -fpmniu + chroot + exec /bin/true, no runtime)",
+                "floor",
+                "kernel",
+                ms(f.median),
+                ms(f.min),
+                ms(f.max),
+                mib(f.rss_kib),
+                f.n
+            );
         }
         println!();
         println!("## binary size");
