@@ -559,11 +559,12 @@ fn exec(root: &Path, args: &ExecArgs) -> Result<u8> {
     Ok(u8::try_from(status & 0xff).unwrap_or(255))
 }
 
-/// The state root when `--root` is not given: /run/coracle for root; for another user
-/// $XDG_RUNTIME_DIR/coracle, or /tmp/coracle-UID without one.
+/// The state root when `--root` is not given: /run/coracle for root; rootless (another user,
+/// or root inside a user namespace as under rootless podman) $XDG_RUNTIME_DIR/coracle, or
+/// /tmp/coracle-UID without one.
 fn default_root() -> PathBuf {
     let uid = nix::unistd::geteuid();
-    if uid.is_root() {
+    if !coracle::namespaces::is_rootless() {
         return PathBuf::from("/run/coracle");
     }
     match std::env::var_os("XDG_RUNTIME_DIR") {

@@ -203,7 +203,7 @@ impl Container {
         // Without root, a cgroup we may not make is skipped with a warning, as runc does.
         let in_cgroup = match cgroup.create() {
             Ok(()) => true,
-            Err(e) if !nix::unistd::geteuid().is_root() && is_permission_error(&e) => {
+            Err(e) if crate::namespaces::is_rootless() && is_permission_error(&e) => {
                 if config
                     .spec
                     .linux()

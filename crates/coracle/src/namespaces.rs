@@ -430,3 +430,21 @@ impl IdMapper {
         Ok(())
     }
 }
+
+/// Whether the calling process runs in the initial user namespace (its uid map is the
+/// identity over all ids). A runtime started inside a user namespace (rootless podman) is
+/// treated as rootless even when its uid there is 0.
+pub fn in_initial_user_ns() -> bool {
+    match std::fs::read_to_string("/proc/self/uid_map") {
+        Ok(map) => {
+            let fields: Vec<&str> = map.split_whitespace().collect();
+            fields == ["0", "0", "4294967295"]
+        }
+        Err(_) => true,
+    }
+}
+
+/// Whether the runtime lacks host privileges: not root, or root only inside a user namespace.
+pub fn is_rootless() -> bool {
+    !nix::unistd::geteuid().is_root() || !in_initial_user_ns()
+}
