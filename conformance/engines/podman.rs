@@ -1,0 +1,4 @@
+//! Podman 4.3 (placeholder).
+
+/// podman.
+pub struct Podman;
