@@ -10,8 +10,8 @@ use std::time::Duration;
 use coracle_conformance::{cgroup_hierarchies, unique, Output};
 
 use super::{
-    ensure_installed, report, run, run_on_pty, runtime_binary, stop_pid, unmount_under,
-    wait_until, Shim, WorkDir, IMAGE,
+    ensure_installed, report, run, run_on_pty, runtime_binary, stop_pid, unmount_under, wait_until,
+    Shim, WorkDir, IMAGE,
 };
 
 /// One containerd daemon with one namespace holding the busybox image.
@@ -30,7 +30,10 @@ pub struct Containerd {
 impl Containerd {
     /// Installs containerd when missing, starts it, imports the busybox image.
     pub fn start() -> Containerd {
-        ensure_installed(&["containerd", "ctr", "containerd-shim-runc-v2"], &["containerd"]);
+        ensure_installed(
+            &["containerd", "ctr", "containerd-shim-runc-v2"],
+            &["containerd"],
+        );
         let work = WorkDir::new("ctrd");
         let shim = Shim::new(work.path(), "runc", &runtime_binary());
         let sock = work.join("c.sock");

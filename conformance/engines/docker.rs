@@ -124,7 +124,8 @@ impl Docker {
     /// Runs `docker -H SOCK args...` with `stdin` fed in.
     pub fn docker_stdin(&self, args: &[&str], stdin: Option<&str>) -> Output {
         let mut cmd = Command::new(CLIENT);
-        cmd.args(["-H", &format!("unix://{}", self.sock)]).args(args);
+        cmd.args(["-H", &format!("unix://{}", self.sock)])
+            .args(args);
         run(&mut cmd, stdin)
     }
 
@@ -186,7 +187,10 @@ impl Docker {
 
     /// `RUNTIME --version` of the runtime under test (docker info parses its `commit:` line).
     pub fn stdout_of_runtime_version(&self) -> Option<String> {
-        let out = Command::new(&self.shim.path).arg("--version").output().ok()?;
+        let out = Command::new(&self.shim.path)
+            .arg("--version")
+            .output()
+            .ok()?;
         Some(String::from_utf8_lossy(&out.stdout).into_owned())
     }
 
@@ -204,11 +208,7 @@ impl Drop for Docker {
         for id in ids.stdout.split_whitespace() {
             self.remove(id);
         }
-        let child = self
-            .child
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .take();
+        let child = self.child.lock().unwrap_or_else(|p| p.into_inner()).take();
         if let Some(mut child) = child {
             if let Ok(pid) = i32::try_from(child.id()) {
                 stop_pid(pid, Duration::from_secs(20));

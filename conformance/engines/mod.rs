@@ -32,9 +32,10 @@ pub const ENGINES: [&str; 3] = ["containerd", "docker", "podman"];
 /// Says so on stderr when not.
 pub fn enabled(engine: &str) -> bool {
     let want = std::env::var("CORACLE_ENGINES").unwrap_or_default();
-    let on = want.split([',', ' ']).map(str::trim).any(|w| {
-        w.eq_ignore_ascii_case(engine) || w.eq_ignore_ascii_case("all") || w == "1"
-    });
+    let on = want
+        .split([',', ' '])
+        .map(str::trim)
+        .any(|w| w.eq_ignore_ascii_case(engine) || w.eq_ignore_ascii_case("all") || w == "1");
     if !on {
         eprintln!("SKIPPED: {engine} scenarios run only with CORACLE_ENGINES=all (or ={engine})");
     }
@@ -85,7 +86,10 @@ pub fn ensure_installed(commands: &[&str], packages: &[&str]) {
     args.extend_from_slice(packages);
     run(&args);
     for c in commands {
-        assert!(which(c).is_some(), "{c} still missing after installing {packages:?}");
+        assert!(
+            which(c).is_some(),
+            "{c} still missing after installing {packages:?}"
+        );
     }
 }
 
@@ -283,8 +287,18 @@ pub fn run(cmd: &mut Command, stdin: Option<&str>) -> Output {
             String::from_utf8_lossy(&buf).into_owned()
         })
     };
-    let out = reader(child.stdout.take().map(|p| Box::new(p) as Box<dyn Read + Send>));
-    let err = reader(child.stderr.take().map(|p| Box::new(p) as Box<dyn Read + Send>));
+    let out = reader(
+        child
+            .stdout
+            .take()
+            .map(|p| Box::new(p) as Box<dyn Read + Send>),
+    );
+    let err = reader(
+        child
+            .stderr
+            .take()
+            .map(|p| Box::new(p) as Box<dyn Read + Send>),
+    );
     let status = wait_timeout(&mut child, engine_timeout());
     Output {
         cmd: describe,
@@ -434,9 +448,13 @@ pub fn stop_pid(pid: i32, grace: Duration) {
         return;
     }
     // `kill` from the shell: this crate's tests use no unsafe.
-    let _ = Command::new("kill").args(["-TERM", &pid.to_string()]).status();
+    let _ = Command::new("kill")
+        .args(["-TERM", &pid.to_string()])
+        .status();
     if !wait_until(grace, || !alive()) {
-        let _ = Command::new("kill").args(["-KILL", &pid.to_string()]).status();
+        let _ = Command::new("kill")
+            .args(["-KILL", &pid.to_string()])
+            .status();
         wait_until(Duration::from_secs(5), || !alive());
     }
 }

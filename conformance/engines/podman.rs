@@ -1,4 +1,187 @@
-//! Podman 4.3 (placeholder).
+//! Podman 4.3 (Debian `podman`, with conmon, uidmap, fuse-overlayfs), rootful, with its
+//! storage, run root and temp dir in a private dir, cgroupfs, file events, no network, and
+//! `--runtime` pointing at coracle through the logging shim. Podman passes no `--root`: coracle
+//! keeps these containers' state in its default dir. A containers.conf lowers the default
+//! RLIMIT_NOFILE/NPROC (1048576 cannot be set here). One storage is shared by the tests that
+//! overlap in time, like the Docker daemon.
 
-/// podman.
-pub struct Podman;
+use std::fs;
+use std::path::PathBuf;
+use std::process::Command;
+use std::sync::{Arc, Mutex, Weak};
+
+use coracle_conformance::Output;
+
+use super::{
+    ensure_installed, report_since, run, run_on_pty, runtime_binary, shell_quote, unmount_under,
+    Shim, WorkDir, IMAGE,
+};
+
+/// A podman storage with the busybox image loaded.
+pub struct Podman {
+    /// The logging shim given as `--runtime`.
+    pub shim: Shim,
+    conf: PathBuf,
+    log: PathBuf,
+    work: WorkDir,
+}
+
+static SHARED: Mutex<Weak<Podman>> = Mutex::new(Weak::new());
+
+thread_local! {
+    static MARK: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+}
+
+/// The shared podman storage, made (and podman installed) when no test holds one.
+pub fn podman() -> Arc<Podman> {
+    let mut shared = SHARED.lock().unwrap_or_else(|p| p.into_inner());
+    let p = match shared.upgrade() {
+        Some(p) => p,
+        None => {
+            let p = Arc::new(Podman::start());
+            *shared = Arc::downgrade(&p);
+            p
+        }
+    };
+    MARK.with(|m| m.set(p.shim.mark()));
+    p
+}
+
+impl Podman {
+    fn start() -> Podman {
+        ensure_installed(
+            &["podman", "conmon", "newuidmap", "fuse-overlayfs"],
+            &["podman", "conmon", "uidmap", "fuse-overlayfs"],
+        );
+        let work = WorkDir::new("pm");
+        let shim = Shim::new(work.path(), "coracle", &runtime_binary());
+        let conf = work.join("containers.conf");
+        fs::write(
+            &conf,
+            "[containers]\n\
+             default_ulimits = [\"nofile=1024:1024\", \"nproc=4096:4096\"]\n\
+             netns = \"none\"\n\
+             [engine]\n\
+             cgroup_manager = \"cgroupfs\"\n\
+             events_logger = \"file\"\n",
+        )
+        .unwrap_or_else(|e| panic!("containers.conf: {e}"));
+        let log = work.join("podman.log");
+        let p = Podman {
+            shim,
+            conf,
+            log,
+            work,
+        };
+        let image = super::busybox_image(p.work.path());
+        let out = p.podman(&["load", "-i", &image.to_string_lossy()]);
+        assert!(out.success(), "podman load failed:\n{out}");
+        p
+    }
+
+    fn global_args(&self) -> Vec<String> {
+        let w = |n: &str| self.work.join(n).to_string_lossy().into_owned();
+        vec![
+            "--root".into(),
+            w("root"),
+            "--runroot".into(),
+            w("runroot"),
+            "--tmpdir".into(),
+            w("tmp"),
+            "--storage-driver".into(),
+            "overlay".into(),
+            "--cgroup-manager".into(),
+            "cgroupfs".into(),
+            "--events-backend".into(),
+            "file".into(),
+            "--runtime".into(),
+            self.shim.path.to_string_lossy().into_owned(),
+        ]
+    }
+
+    /// Runs `podman GLOBAL args...`.
+    pub fn podman(&self, args: &[&str]) -> Output {
+        let mut cmd = Command::new("podman");
+        cmd.env("CONTAINERS_CONF", &self.conf)
+            .args(self.global_args())
+            .args(args);
+        let out = run(&mut cmd, None);
+        self.append_log(&out);
+        out
+    }
+
+    /// Runs `sh -c 'SETUP; exec podman GLOBAL args...'` (for fds the engine must inherit).
+    pub fn podman_sh(&self, setup: &str, args: &[&str]) -> Output {
+        let line: Vec<String> = std::iter::once("podman".to_string())
+            .chain(self.global_args())
+            .chain(args.iter().map(|s| s.to_string()))
+            .map(|a| shell_quote(&a))
+            .collect();
+        let mut cmd = Command::new("sh");
+        cmd.env("CONTAINERS_CONF", &self.conf)
+            .args(["-c", &format!("{setup}; exec {}", line.join(" "))]);
+        let out = run(&mut cmd, None);
+        self.append_log(&out);
+        out
+    }
+
+    /// `podman ...` on a pseudo-terminal.
+    pub fn podman_pty(&self, args: &[&str]) -> Output {
+        let argv: Vec<String> = [
+            "env".to_string(),
+            format!("CONTAINERS_CONF={}", self.conf.display()),
+            "podman".into(),
+        ]
+        .into_iter()
+        .chain(self.global_args())
+        .chain(args.iter().map(|s| s.to_string()))
+        .collect();
+        let out = run_on_pty(&argv);
+        self.append_log(&out);
+        out
+    }
+
+    fn append_log(&self, out: &Output) {
+        if let Ok(mut f) = fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.log)
+        {
+            use std::io::Write;
+            let _ = writeln!(f, "{out}");
+        }
+    }
+
+    /// The `podman run` argv: `run --network none --pull never OPTS IMAGE ARGS`.
+    pub fn run_argv<'a>(opts: &[&'a str], args: &[&'a str]) -> Vec<&'a str> {
+        let mut v = vec!["run", "--network", "none", "--pull", "never"];
+        v.extend_from_slice(opts);
+        v.push(IMAGE);
+        v.extend_from_slice(args);
+        v
+    }
+
+    /// `podman run` on coracle.
+    pub fn run(&self, opts: &[&str], args: &[&str]) -> Output {
+        self.podman(&Self::run_argv(opts, args))
+    }
+
+    /// Everything to show when a scenario fails.
+    pub fn report(&self, what: &str, out: &Output) -> String {
+        let mark = MARK.with(|m| m.get());
+        report_since(what, out, &self.shim, &self.log, mark)
+    }
+
+    /// `podman rm -f -t 0 name`, ignoring the result.
+    pub fn remove(&self, name: &str) {
+        let _ = self.podman(&["rm", "-f", "-t", "0", name]);
+    }
+}
+
+impl Drop for Podman {
+    fn drop(&mut self) {
+        let _ = self.podman(&["rm", "-af", "-t", "0"]);
+        let _ = self.podman(&["rmi", "-af"]);
+        unmount_under(self.work.path());
+    }
+}

@@ -16,8 +16,8 @@ use std::time::Duration;
 use coracle_conformance::{cgroup_hierarchies, unique};
 use engines::containerd::Containerd;
 use engines::docker::Docker;
-use engines::podman::Podman;
 use engines::enabled;
+use engines::podman::Podman;
 
 // ---------------------------------------------------------------------------------------------
 // containerd + ctr
@@ -53,7 +53,10 @@ fn containerd_run_fast_exit_many_times() {
         assert!(
             out.code == Some(3),
             "{}",
-            cd.report(&format!("ctr run of a process exiting at once (try {i})"), &out)
+            cd.report(
+                &format!("ctr run of a process exiting at once (try {i})"),
+                &out
+            )
         );
     }
 }
@@ -61,7 +64,11 @@ fn containerd_run_fast_exit_many_times() {
 #[test]
 fn containerd_run_with_tty() {
     let Some(cd) = containerd() else { return };
-    let out = cd.run_ctr_pty(&["--rm", "-t"], &unique("tty"), &["sh", "-c", "tty; exit 3"]);
+    let out = cd.run_ctr_pty(
+        &["--rm", "-t"],
+        &unique("tty"),
+        &["sh", "-c", "tty; exit 3"],
+    );
     assert!(
         out.code == Some(3) && out.stdout.contains("/dev/pts/0"),
         "{}",
@@ -111,9 +118,7 @@ fn containerd_env_cwd() {
         &["sh", "-c", "echo foo=$FOO; echo cwd=$(pwd)"],
     );
     assert!(
-        out.success()
-            && out.stdout.contains("foo=bar")
-            && out.stdout.contains("cwd=/tmp"),
+        out.success() && out.stdout.contains("foo=bar") && out.stdout.contains("cwd=/tmp"),
         "{}",
         cd.report("ctr run --env --cwd", &out)
     );
@@ -126,12 +131,27 @@ fn containerd_exec_and_exec_tty() {
     let out = cd.run_ctr(&["-d"], &id, &["sleep", "1000"]);
     assert!(out.success(), "{}", cd.report("ctr run -d", &out));
     let out = cd.ctr(&[
-        "task", "exec", "--exec-id", "e1", &id, "sh", "-c", "echo in-exec; exit 4",
+        "task",
+        "exec",
+        "--exec-id",
+        "e1",
+        &id,
+        "sh",
+        "-c",
+        "echo in-exec; exit 4",
     ]);
     let exec_ok = out.code == Some(4) && out.stdout.contains("in-exec");
     let exec_report = cd.report("ctr task exec: want in-exec and exit code 4", &out);
     let out = cd.ctr_pty(&[
-        "task", "exec", "-t", "--exec-id", "e2", &id, "sh", "-c", "tty; exit 5",
+        "task",
+        "exec",
+        "-t",
+        "--exec-id",
+        "e2",
+        &id,
+        "sh",
+        "-c",
+        "tty; exit 5",
     ]);
     let tty_ok = out.code == Some(5) && out.stdout.contains("/dev/pts/");
     let tty_report = cd.report("ctr task exec -t: want a pts and exit code 5", &out);
@@ -157,7 +177,10 @@ fn containerd_task_ps() {
     assert!(
         out.success() && listed,
         "{}",
-        cd.report(&format!("ctr task ps: want the init pid {pid:?} listed"), &out)
+        cd.report(
+            &format!("ctr task ps: want the init pid {pid:?} listed"),
+            &out
+        )
     );
 }
 
@@ -228,7 +251,11 @@ fn containerd_kill_term_reaches_the_init() {
     let out = cd.run_ctr(
         &["-d"],
         &id,
-        &["sh", "-c", "trap 'exit 42' TERM; while :; do sleep 0.1; done"],
+        &[
+            "sh",
+            "-c",
+            "trap 'exit 42' TERM; while :; do sleep 0.1; done",
+        ],
     );
     assert!(out.success(), "{}", cd.report("ctr run -d", &out));
     // Let the shell install its trap.
@@ -242,7 +269,10 @@ fn containerd_kill_term_reaches_the_init() {
     assert!(
         del.success() && del.stderr.contains("exit code 42"),
         "{}",
-        cd.report("ctr task delete after TERM: want exit code 42 reported", &del)
+        cd.report(
+            "ctr task delete after TERM: want exit code 42 reported",
+            &del
+        )
     );
 }
 
@@ -317,7 +347,11 @@ fn containerd_read_only_rootfs() {
     let out = cd.run_ctr(
         &["--rm", "--read-only"],
         &unique("ro"),
-        &["sh", "-c", "touch /x 2>&1; echo rc=$?; touch /dev/shm/y && echo shm-rw"],
+        &[
+            "sh",
+            "-c",
+            "touch /x 2>&1; echo rc=$?; touch /dev/shm/y && echo shm-rw",
+        ],
     );
     assert!(
         out.success()
@@ -334,7 +368,11 @@ fn containerd_cap_drop() {
     let out = cd.run_ctr(
         &["--rm", "--cap-drop", "CAP_CHOWN"],
         &unique("cap"),
-        &["sh", "-c", "grep CapEff /proc/self/status; chown 1 /tmp 2>&1; echo rc=$?"],
+        &[
+            "sh",
+            "-c",
+            "grep CapEff /proc/self/status; chown 1 /tmp 2>&1; echo rc=$?",
+        ],
     );
     // CAP_CHOWN is bit 0: the effective mask must be even, and chown refused.
     let eff = out
@@ -358,7 +396,11 @@ fn containerd_memory_and_cpu_limits() {
         &id,
         &["sleep", "1000"],
     );
-    assert!(out.success(), "{}", cd.report("ctr run -d with limits", &out));
+    assert!(
+        out.success(),
+        "{}",
+        cd.report("ctr run -d with limits", &out)
+    );
     let read = |c: &str, f: &str| {
         fs::read_to_string(cd.cgroup_dir(c, &id).join(f))
             .unwrap_or_default()
@@ -475,7 +517,10 @@ fn docker_info_shows_the_runtime() {
                 .any(|l| l.contains("Runtimes:") && l.contains("coracle"))
             && out.stdout.contains("Default Runtime: coracle"),
         "{}",
-        d.report("docker info: want coracle among the runtimes and as default", &out)
+        d.report(
+            "docker info: want coracle among the runtimes and as default",
+            &out
+        )
     );
     // docker info runs `RUNTIME --version` and parses its `commit:` line.
     let version = d
@@ -490,7 +535,14 @@ fn docker_info_shows_the_runtime() {
 #[test]
 fn docker_run_exit_code_and_fast_exits() {
     let Some(d) = docker() else { return };
-    docker_expect(&d, "", &[], "echo hello from coracle; exit 3", 3, &["hello from coracle"]);
+    docker_expect(
+        &d,
+        "",
+        &[],
+        "echo hello from coracle; exit 3",
+        3,
+        &["hello from coracle"],
+    );
     for i in 0..5 {
         let out = d.run(&["--rm"], &["true"]);
         assert!(
@@ -537,7 +589,16 @@ fn docker_exec_variants() {
     assert!(out.success(), "{}", d.report("docker run -d", &out));
     let mut failures = Vec::new();
     let out = d.docker(&[
-        "exec", "-u", "1000:1000", "-e", "FOO=bar", "-w", "/tmp", &name, "sh", "-c",
+        "exec",
+        "-u",
+        "1000:1000",
+        "-e",
+        "FOO=bar",
+        "-w",
+        "/tmp",
+        &name,
+        "sh",
+        "-c",
         "echo uid=$(id -u) gid=$(id -g) foo=$FOO cwd=$(pwd); exit 6",
     ]);
     if !(out.code == Some(6) && out.stdout.contains("uid=1000 gid=1000 foo=bar cwd=/tmp")) {
@@ -608,7 +669,11 @@ fn docker_update_resources() {
     let Some(d) = docker() else { return };
     let name = unique("update");
     let out = d.run_detached(&name, &["--memory", "64m"], &["sleep", "1000"]);
-    assert!(out.success(), "{}", d.report("docker run -d --memory 64m", &out));
+    assert!(
+        out.success(),
+        "{}",
+        d.report("docker run -d --memory 64m", &out)
+    );
     let out = d.docker(&["update", "--memory", "96m", "--memory-swap", "-1", &name]);
     let limit = d
         .docker(&[
@@ -633,7 +698,13 @@ fn docker_stats() {
     let name = unique("stats");
     let out = d.run_detached(&name, &[], &["sleep", "1000"]);
     assert!(out.success(), "{}", d.report("docker run -d", &out));
-    let out = d.docker(&["stats", "--no-stream", "--format", "{{.Name}} {{.PIDs}}", &name]);
+    let out = d.docker(&[
+        "stats",
+        "--no-stream",
+        "--format",
+        "{{.Name}} {{.PIDs}}",
+        &name,
+    ]);
     d.remove(&name);
     assert!(
         out.success() && out.stdout.contains(&name),
@@ -650,13 +721,20 @@ fn docker_stop_term_and_kill_fallback() {
     let out = d.run_detached(
         &name,
         &[],
-        &["sh", "-c", "trap 'exit 42' TERM; while :; do sleep 0.1; done"],
+        &[
+            "sh",
+            "-c",
+            "trap 'exit 42' TERM; while :; do sleep 0.1; done",
+        ],
     );
     assert!(out.success(), "{}", d.report("docker run -d", &out));
     std::thread::sleep(Duration::from_millis(500));
     let out = d.docker(&["stop", "-t", "10", &name]);
     let code = d.inspect(&name, "{{.State.ExitCode}}");
-    let term_report = d.report(&format!("docker stop (TERM): exit code {code}, want 42"), &out);
+    let term_report = d.report(
+        &format!("docker stop (TERM): exit code {code}, want 42"),
+        &out,
+    );
     d.remove(&name);
     // TERM ignored (sleep as pid 1): KILL after the timeout.
     let name2 = unique("stopkill");
@@ -930,7 +1008,12 @@ fn docker_tmpfs_and_bind_mounts() {
         "grep ' /scratch ' /proc/mounts; cat /data-ro/f; touch /data-ro/g 2>&1; \
          echo written > /data-rw/h && echo rw-ok",
         0,
-        &["size=4096k", "from the host", "Read-only file system", "rw-ok"],
+        &[
+            "size=4096k",
+            "from the host",
+            "Read-only file system",
+            "rw-ok",
+        ],
     );
     assert_eq!(
         fs::read_to_string(dir.join("h")).unwrap_or_default(),
@@ -946,6 +1029,231 @@ fn docker_failed_runtime_call_shows_the_error() {
     assert!(
         !out.success() && out.stderr.contains("/no/such/binary"),
         "{}",
-        d.report("docker run of a missing binary: the error must name it", &out)
+        d.report(
+            "docker run of a missing binary: the error must name it",
+            &out
+        )
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Podman
+
+/// The shared podman storage, or None (skipped) when Podman scenarios are off.
+fn podman() -> Option<std::sync::Arc<Podman>> {
+    enabled("podman").then(engines::podman::podman)
+}
+
+#[test]
+fn podman_run_exit_code() {
+    let Some(p) = podman() else { return };
+    let out = p.run(&["--rm"], &["sh", "-c", "echo hello from coracle; exit 3"]);
+    assert!(
+        out.code == Some(3) && out.stdout.contains("hello from coracle"),
+        "{}",
+        p.report("podman run: want exit code 3 and the output", &out)
+    );
+    for i in 0..5 {
+        let out = p.run(&["--rm"], &["true"]);
+        assert!(
+            out.success(),
+            "{}",
+            p.report(&format!("podman run --rm IMAGE true (try {i})"), &out)
+        );
+    }
+}
+
+#[test]
+fn podman_run_tty() {
+    let Some(p) = podman() else { return };
+    let out = p.podman_pty(&Podman::run_argv(
+        &["--rm", "-t"],
+        &["sh", "-c", "tty; exit 2"],
+    ));
+    assert!(
+        out.code == Some(2) && out.stdout.contains("/dev/pts/0"),
+        "{}",
+        p.report("podman run -t: want /dev/pts/0 and exit code 2", &out)
+    );
+}
+
+#[test]
+fn podman_exec_and_exec_tty() {
+    let Some(p) = podman() else { return };
+    let name = unique("pexec");
+    let out = p.run(&["-d", "--name", &name], &["sleep", "1000"]);
+    assert!(out.success(), "{}", p.report("podman run -d", &out));
+    let mut failures = Vec::new();
+    let out = p.podman(&[
+        "exec",
+        "-u",
+        "1000",
+        "-e",
+        "FOO=bar",
+        "-w",
+        "/tmp",
+        &name,
+        "sh",
+        "-c",
+        "echo uid=$(id -u) foo=$FOO cwd=$(pwd); exit 6",
+    ]);
+    if !(out.code == Some(6) && out.stdout.contains("uid=1000 foo=bar cwd=/tmp")) {
+        failures.push(p.report("podman exec -u -e -w", &out));
+    }
+    let out = p.podman_pty(&["exec", "-it", &name, "sh", "-c", "tty; exit 4"]);
+    if !(out.code == Some(4) && out.stdout.contains("/dev/pts/")) {
+        failures.push(p.report("podman exec -it", &out));
+    }
+    p.remove(&name);
+    assert!(failures.is_empty(), "{}", failures.join("\n\n"));
+}
+
+#[test]
+fn podman_pause_unpause_and_stop() {
+    let Some(p) = podman() else { return };
+    let name = unique("ppause");
+    let out = p.run(&["-d", "--name", &name], &["sleep", "1000"]);
+    assert!(out.success(), "{}", p.report("podman run -d", &out));
+    let status = |p: &Podman| {
+        p.podman(&["inspect", "-f", "{{.State.Status}}", &name])
+            .out()
+            .to_string()
+    };
+    let out = p.podman(&["pause", &name]);
+    let st = status(&p);
+    let pause_report = p.report(&format!("podman pause: status {st}"), &out);
+    let paused = out.success() && st == "paused";
+    let out = p.podman(&["unpause", &name]);
+    let st = status(&p);
+    let resumed = out.success() && st == "running";
+    let resume_report = p.report(&format!("podman unpause: status {st}"), &out);
+    // sleep as pid 1 ignores TERM: podman stop -t 1 falls back to KILL.
+    let out = p.podman(&["stop", "-t", "1", &name]);
+    let code = p
+        .podman(&["inspect", "-f", "{{.State.ExitCode}}", &name])
+        .out()
+        .to_string();
+    let stopped = out.success() && status(&p) == "exited" && code == "137";
+    let stop_report = p.report(&format!("podman stop -t 1: exit code {code}"), &out);
+    p.remove(&name);
+    assert!(paused, "{pause_report}");
+    assert!(resumed, "{resume_report}");
+    assert!(stopped, "{stop_report}");
+}
+
+#[test]
+fn podman_update_resources() {
+    let Some(p) = podman() else { return };
+    let name = unique("pupdate");
+    let out = p.run(
+        &["-d", "--name", &name, "--memory", "64m"],
+        &["sleep", "1000"],
+    );
+    assert!(
+        out.success(),
+        "{}",
+        p.report("podman run -d --memory 64m", &out)
+    );
+    let out = p.podman(&["update", "--memory", "96m", &name]);
+    let limit = p
+        .podman(&[
+            "exec",
+            &name,
+            "cat",
+            "/sys/fs/cgroup/memory/memory.limit_in_bytes",
+        ])
+        .out()
+        .to_string();
+    let report = p.report(
+        &format!("podman update --memory 96m: limit now {limit:?} (want 100663296)"),
+        &out,
+    );
+    p.remove(&name);
+    assert!(out.success() && limit == "100663296", "{report}");
+}
+
+#[test]
+fn podman_preserve_fds() {
+    let Some(p) = podman() else { return };
+    let dir = engines::WorkDir::new("pfds");
+    let file = dir.join("passed");
+    fs::write(&file, "passed through fd 3\n").unwrap();
+    let out = p.podman_sh(
+        &format!("exec 3<{}", engines::shell_quote(&file.to_string_lossy())),
+        &Podman::run_argv(
+            &["--rm", "--preserve-fds", "1"],
+            &["sh", "-c", "cat <&3; ls /proc/self/fd | tr '\\n' ' '"],
+        ),
+    );
+    assert!(
+        out.success() && out.stdout.contains("passed through fd 3"),
+        "{}",
+        p.report(
+            "podman run --preserve-fds 1: fd 3 must reach the container",
+            &out
+        )
+    );
+}
+
+#[test]
+fn podman_uidmap() {
+    let Some(p) = podman() else { return };
+    let out = p.run(
+        &[
+            "--rm",
+            "--uidmap",
+            "0:300000:65536",
+            "--gidmap",
+            "0:300000:65536",
+        ],
+        &[
+            "sh",
+            "-c",
+            "cat /proc/self/uid_map; id -u; touch /x && echo write-ok",
+        ],
+    );
+    let map: Vec<&str> = out
+        .stdout
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .split_whitespace()
+        .collect();
+    assert!(
+        out.success() && map == ["0", "300000", "65536"] && out.stdout.contains("write-ok"),
+        "{}",
+        p.report("podman run --uidmap 0:300000:65536", &out)
+    );
+}
+
+#[test]
+fn podman_privileged() {
+    let Some(p) = podman() else { return };
+    let out = p.run(
+        &["--rm", "--privileged"],
+        &[
+            "sh",
+            "-c",
+            "grep CapEff /proc/self/status; ls /dev | grep -c .",
+        ],
+    );
+    assert!(
+        out.success() && out.stdout.contains("CapEff"),
+        "{}",
+        p.report("podman run --privileged", &out)
+    );
+}
+
+#[test]
+fn podman_failed_runtime_call_shows_the_error() {
+    let Some(p) = podman() else { return };
+    let out = p.run(&["--rm"], &["/no/such/binary"]);
+    assert!(
+        !out.success() && out.stderr.contains("/no/such/binary"),
+        "{}",
+        p.report(
+            "podman run of a missing binary: the error must name it",
+            &out
+        )
     );
 }
