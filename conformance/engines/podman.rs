@@ -10,7 +10,7 @@ use std::path::PathBuf;
 use std::process::Command;
 use std::sync::{Arc, Mutex, Weak};
 
-use coracle_conformance::Output;
+use coracle_conformance::{cgroup_hierarchies, Output};
 
 use super::{
     ensure_installed, report_since, run, run_on_pty, runtime_binary, shell_quote, unmount_under,
@@ -21,6 +21,8 @@ use super::{
 pub struct Podman {
     /// The logging shim given as `--runtime`.
     pub shim: Shim,
+    /// `--cgroup-parent` of every container (podman's default, /libpod_parent, is shared).
+    cgroup_parent: String,
     conf: PathBuf,
     log: PathBuf,
     work: WorkDir,
@@ -69,6 +71,7 @@ impl Podman {
         let log = work.join("podman.log");
         let p = Podman {
             shim,
+            cgroup_parent: format!("/{}", coracle_conformance::unique("coracle-podman")),
             conf,
             log,
             work,
@@ -152,9 +155,18 @@ impl Podman {
         }
     }
 
-    /// The `podman run` argv: `run --network none --pull never OPTS IMAGE ARGS`.
-    pub fn run_argv<'a>(opts: &[&'a str], args: &[&'a str]) -> Vec<&'a str> {
-        let mut v = vec!["run", "--network", "none", "--pull", "never"];
+    /// The `podman run` argv: `run --network none --pull never --cgroup-parent P OPTS IMAGE
+    /// ARGS`.
+    pub fn run_argv<'a>(&'a self, opts: &[&'a str], args: &[&'a str]) -> Vec<&'a str> {
+        let mut v = vec![
+            "run",
+            "--network",
+            "none",
+            "--pull",
+            "never",
+            "--cgroup-parent",
+            &self.cgroup_parent,
+        ];
         v.extend_from_slice(opts);
         v.push(IMAGE);
         v.extend_from_slice(args);
@@ -163,7 +175,7 @@ impl Podman {
 
     /// `podman run` on coracle.
     pub fn run(&self, opts: &[&str], args: &[&str]) -> Output {
-        self.podman(&Self::run_argv(opts, args))
+        self.podman(&self.run_argv(opts, args))
     }
 
     /// Everything to show when a scenario fails.
@@ -183,5 +195,11 @@ impl Drop for Podman {
         let _ = self.podman(&["rm", "-af", "-t", "0"]);
         let _ = self.podman(&["rmi", "-af"]);
         unmount_under(self.work.path());
+        // conmon's cgroup and the parent made for this storage's containers.
+        let parent = self.cgroup_parent.trim_start_matches('/');
+        for h in cgroup_hierarchies() {
+            let _ = fs::remove_dir(h.join(parent).join("conmon"));
+            let _ = fs::remove_dir(h.join(parent));
+        }
     }
 }

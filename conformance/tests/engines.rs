@@ -1066,10 +1066,7 @@ fn podman_run_exit_code() {
 #[test]
 fn podman_run_tty() {
     let Some(p) = podman() else { return };
-    let out = p.podman_pty(&Podman::run_argv(
-        &["--rm", "-t"],
-        &["sh", "-c", "tty; exit 2"],
-    ));
+    let out = p.podman_pty(&p.run_argv(&["--rm", "-t"], &["sh", "-c", "tty; exit 2"]));
     assert!(
         out.code == Some(2) && out.stdout.contains("/dev/pts/0"),
         "{}",
@@ -1180,7 +1177,7 @@ fn podman_preserve_fds() {
     fs::write(&file, "passed through fd 3\n").unwrap();
     let out = p.podman_sh(
         &format!("exec 3<{}", engines::shell_quote(&file.to_string_lossy())),
-        &Podman::run_argv(
+        &p.run_argv(
             &["--rm", "--preserve-fds", "1"],
             &["sh", "-c", "cat <&3; ls /proc/self/fd | tr '\\n' ' '"],
         ),
