@@ -14,11 +14,15 @@ use super::{
     Shim, WorkDir, IMAGE,
 };
 
+/// The sandbox ("pause") image of the CRI scenarios: busybox sleeping forever.
+pub const PAUSE_IMAGE: &str = "docker.io/library/coracle-pause:latest";
+
 /// One containerd daemon with one namespace holding the busybox image.
 pub struct Containerd {
     child: Option<Child>,
     sock: PathBuf,
     ns: String,
+    cri: bool,
     /// The logging shim standing in for runc.
     pub shim: Shim,
     runc_root: PathBuf,
@@ -28,8 +32,30 @@ pub struct Containerd {
 }
 
 impl Containerd {
-    /// Installs containerd when missing, starts it, imports the busybox image.
+    /// Installs containerd when missing, starts it (CRI off), imports the busybox image.
     pub fn start() -> Containerd {
+        Containerd::start_with(false)
+    }
+
+    /// Like [`Containerd::start`] with the CRI plugin on: runtime `coracle` (the default) runs
+    /// the logging shim; the sandbox image is a local busybox sleeping forever; CNI dirs are
+    /// empty temp dirs (host-network pods only); the stream server listens on 127.0.0.1 only.
+    /// The images are imported into the `k8s.io` namespace.
+    pub fn start_cri() -> Containerd {
+        Containerd::start_with(true)
+    }
+
+    /// The CRI socket (the containerd socket).
+    pub fn socket(&self) -> &std::path::Path {
+        &self.sock
+    }
+
+    /// The work dir of this daemon (for logs and the like).
+    pub fn work_dir(&self) -> &std::path::Path {
+        self.work.path()
+    }
+
+    fn start_with(cri: bool) -> Containerd {
         ensure_installed(
             &["containerd", "ctr", "containerd-shim-runc-v2"],
             &["containerd"],
@@ -37,9 +63,28 @@ impl Containerd {
         let work = WorkDir::new("ctrd");
         let shim = Shim::new(work.path(), "runc", &runtime_binary());
         let sock = work.join("c.sock");
+        let runc_root = work.join("runc-root");
+        let cri_config = if cri {
+            let p = "plugins.\"io.containerd.grpc.v1.cri\"";
+            format!(
+                "[{p}]\n  sandbox_image = \"{PAUSE_IMAGE}\"\n  restrict_oom_score_adj = true\n\
+                 \x20 disable_apparmor = true\n  stream_server_address = \"127.0.0.1\"\n\
+                 \x20 stream_server_port = \"0\"\n\
+                 [{p}.cni]\n  bin_dir = \"{cni}/bin\"\n  conf_dir = \"{cni}/conf\"\n\
+                 [{p}.containerd]\n  default_runtime_name = \"coracle\"\n\
+                 [{p}.containerd.runtimes.coracle]\n  runtime_type = \"io.containerd.runc.v2\"\n\
+                 [{p}.containerd.runtimes.coracle.options]\n  BinaryName = \"{bin}\"\n\
+                 \x20 Root = \"{root}\"\n",
+                cni = work.join("cni").display(),
+                bin = shim.path.display(),
+                root = runc_root.display(),
+            )
+        } else {
+            "disabled_plugins = [\"io.containerd.grpc.v1.cri\"]\n".to_string()
+        };
         let config = format!(
             "version = 2\nroot = \"{root}\"\nstate = \"{state}\"\n\
-             disabled_plugins = [\"io.containerd.grpc.v1.cri\"]\n\
+             {cri_config}\
              [grpc]\n  address = \"{sock}\"\n\
              [ttrpc]\n  address = \"{ttrpc}\"\n\
              [debug]\n  address = \"{debug}\"\n",
@@ -73,9 +118,10 @@ impl Containerd {
         let mut cd = Containerd {
             child: Some(child),
             sock,
-            ns: unique("cns"),
+            ns: if cri { "k8s.io".into() } else { unique("cns") },
+            cri,
             shim,
-            runc_root: work.join("runc-root"),
+            runc_root,
             log,
             work,
         };
@@ -87,9 +133,19 @@ impl Containerd {
             cd.stop();
             panic!("containerd did not come up:\n{log}");
         }
-        let image = super::busybox_image(cd.work.path());
-        let out = cd.ctr(&["images", "import", &image.to_string_lossy()]);
-        assert!(out.success(), "ctr images import failed:\n{out}");
+        let mut images = vec![super::busybox_image(cd.work.path())];
+        if cri {
+            images.push(super::image_tar(
+                cd.work.path(),
+                PAUSE_IMAGE.trim_start_matches("docker.io/library/"),
+                &["sleep", "2147483647"],
+                "pause.tar",
+            ));
+        }
+        for image in images {
+            let out = cd.ctr(&["images", "import", &image.to_string_lossy()]);
+            assert!(out.success(), "ctr images import failed:\n{out}");
+        }
         cd
     }
 
@@ -237,9 +293,12 @@ impl Containerd {
             stop_pid(pid, Duration::from_secs(5));
         }
         unmount_under(self.work.path());
-        // The namespace's parent cgroup made by the runtime (cgroupsPath /<ns>/<id>).
-        for h in cgroup_hierarchies() {
-            let _ = fs::remove_dir(h.join(&self.ns));
+        // The namespace's parent cgroup made by the runtime (cgroupsPath /<ns>/<id>); with CRI
+        // the pods name their own parent (removed by the test).
+        if !self.cri {
+            for h in cgroup_hierarchies() {
+                let _ = fs::remove_dir(h.join(&self.ns));
+            }
         }
     }
 }

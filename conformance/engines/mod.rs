@@ -42,6 +42,11 @@ pub fn enabled(engine: &str) -> bool {
     on
 }
 
+/// The conformance crate's directory (holding `engines/`).
+pub fn workspace_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
 /// How long one engine command may take: `$CORACLE_ENGINE_TIMEOUT` seconds, 60 by default.
 pub fn engine_timeout() -> Duration {
     let secs = std::env::var("CORACLE_ENGINE_TIMEOUT")
@@ -91,6 +96,43 @@ pub fn ensure_installed(commands: &[&str], packages: &[&str]) {
             "{c} still missing after installing {packages:?}"
         );
     }
+}
+
+/// Installs Debian's python3-grpcio unless `/usr/bin/python3` can import grpc.
+pub fn ensure_python_grpc() {
+    let has = || {
+        Command::new("/usr/bin/python3")
+            .args(["-c", "import grpc"])
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
+    };
+    if has() {
+        return;
+    }
+    let _guard = APT.lock().unwrap_or_else(|p| p.into_inner());
+    for args in [
+        &["update", "-q"][..],
+        &[
+            "install",
+            "-y",
+            "-q",
+            "--no-install-recommends",
+            "python3-grpcio",
+        ][..],
+    ] {
+        let st = Command::new("apt-get")
+            .args(args)
+            .env("DEBIAN_FRONTEND", "noninteractive")
+            .stdin(Stdio::null())
+            .status()
+            .unwrap_or_else(|e| panic!("apt-get: {e}"));
+        assert!(st.success(), "apt-get {args:?} failed: {st}");
+    }
+    assert!(
+        has(),
+        "python3 cannot import grpc after installing python3-grpcio"
+    );
 }
 
 /// The first `cmd` on PATH (or `cmd` itself when it is a path to a file).
@@ -364,7 +406,13 @@ pub const IMAGE: &str = "coracle-busybox:latest";
 /// Builds a Docker-archive image tar (`docker save` format, loadable by `ctr images import`,
 /// `docker load` and `podman load`) of a busybox rootfs at `<dir>/busybox.tar`; returns its path.
 pub fn busybox_image(dir: &Path) -> PathBuf {
-    let work = dir.join("image-build");
+    image_tar(dir, IMAGE, &["sh"], "busybox.tar")
+}
+
+/// Builds a Docker-archive image tar of a busybox rootfs tagged `tag` whose command is `cmd`, at
+/// `<dir>/<file>`; returns its path.
+pub fn image_tar(dir: &Path, tag: &str, cmd: &[&str], file: &str) -> PathBuf {
+    let work = dir.join(format!("image-build-{file}"));
     let rootfs = work.join("rootfs");
     fs::create_dir_all(&rootfs).unwrap_or_else(|e| panic!("mkdir {}: {e}", rootfs.display()));
     make_rootfs(&rootfs);
@@ -391,7 +439,7 @@ pub fn busybox_image(dir: &Path) -> PathBuf {
         "os": "linux",
         "config": {
             "Env": ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"],
-            "Cmd": ["sh"],
+            "Cmd": cmd,
         },
         "rootfs": {"type": "layers", "diff_ids": [format!("sha256:{layer_sum}")]},
         "history": [{"created_by": "coracle conformance/engines"}],
@@ -403,12 +451,12 @@ pub fn busybox_image(dir: &Path) -> PathBuf {
     fs::rename(&config_path, arch.join(&config_name)).unwrap_or_else(|e| panic!("rename: {e}"));
     let manifest = serde_json::json!([{
         "Config": config_name,
-        "RepoTags": [IMAGE],
+        "RepoTags": [tag],
         "Layers": [format!("{layer_sum}/layer.tar")],
     }]);
     fs::write(arch.join("manifest.json"), manifest.to_string())
         .unwrap_or_else(|e| panic!("write manifest: {e}"));
-    let out = dir.join("busybox.tar");
+    let out = dir.join(file);
     tar(&[
         "-C",
         &arch.to_string_lossy(),

@@ -1254,3 +1254,45 @@ fn podman_failed_runtime_call_shows_the_error() {
         )
     );
 }
+
+// ---------------------------------------------------------------------------------------------
+// containerd's CRI plugin
+
+#[test]
+fn containerd_cri_pod_and_container() {
+    // A host-network pod sandbox and a container in it, driven over CRI by a small Python client
+    // (conformance/engines/cri_client.py): create, start, exec, update resources, stop, remove.
+    if !enabled("containerd") {
+        return;
+    }
+    engines::ensure_python_grpc();
+    let cd = Containerd::start_cri();
+    let parent = format!("/{}", unique("coracle-cri"));
+    let logs = cd.work_dir().join("pod-logs");
+    fs::create_dir_all(&logs).unwrap();
+    let client = engines::workspace_dir().join("engines/cri_client.py");
+    let out = engines::run(
+        std::process::Command::new("/usr/bin/python3")
+            .arg(&client)
+            .arg(cd.socket())
+            .arg(cd.image())
+            .arg(&parent)
+            .arg(&logs),
+        None,
+    );
+    let report = cd.report("CRI scenario (cri_client.py): every step must be ok", &out);
+    drop(cd);
+    for h in cgroup_hierarchies() {
+        let dir = h.join(parent.trim_start_matches('/'));
+        if let Ok(entries) = fs::read_dir(&dir) {
+            for e in entries.flatten().filter(|e| e.path().is_dir()) {
+                let _ = fs::remove_dir(e.path());
+            }
+        }
+        let _ = fs::remove_dir(&dir);
+    }
+    assert!(
+        out.success() && out.stdout.contains("failed=\n"),
+        "{report}"
+    );
+}
