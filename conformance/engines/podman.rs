@@ -203,3 +203,107 @@ impl Drop for Podman {
         }
     }
 }
+
+/// Rootless podman: run as uid/gid 65534 (`nobody`) with its own HOME, XDG_RUNTIME_DIR,
+/// storage (vfs) and containers.conf in a private dir owned by that user; no subuid ranges, so
+/// podman uses a single mapping (root in the container is uid 65534 on the host).
+pub struct RootlessPodman {
+    /// The logging shim given as `--runtime` (owned by the user, logging into its dir).
+    pub shim: Shim,
+    log: PathBuf,
+    work: WorkDir,
+}
+
+/// The unprivileged uid/gid rootless podman runs as.
+pub const ROOTLESS_ID: u32 = 65534;
+
+impl RootlessPodman {
+    /// Prepares the user's dirs and loads the image.
+    pub fn start() -> RootlessPodman {
+        ensure_installed(
+            &["podman", "conmon", "setpriv"],
+            &["podman", "conmon", "util-linux"],
+        );
+        let work = WorkDir::new("pmrl");
+        let shim = Shim::new(work.path(), "coracle", &runtime_binary());
+        fs::write(
+            work.join("containers.conf"),
+            "[containers]\nnetns = \"none\"\n[engine]\ncgroup_manager = \"cgroupfs\"\n\
+             events_logger = \"file\"\n",
+        )
+        .unwrap_or_else(|e| panic!("containers.conf: {e}"));
+        super::busybox_image(work.path());
+        fs::create_dir_all(work.join("run")).unwrap_or_else(|e| panic!("mkdir run: {e}"));
+        let _ = fs::File::create(work.join("runtime.log"));
+        let st = Command::new("chown")
+            .args(["-R", &format!("{ROOTLESS_ID}:{ROOTLESS_ID}")])
+            .arg(work.path())
+            .status()
+            .unwrap_or_else(|e| panic!("chown: {e}"));
+        assert!(st.success(), "chown -R of {} failed", work.path().display());
+        let p = RootlessPodman {
+            log: work.join("podman.log"),
+            shim,
+            work,
+        };
+        let tar = p.work.join("busybox.tar").to_string_lossy().into_owned();
+        let out = p.podman(&["load", "-i", &tar]);
+        assert!(out.success(), "rootless podman load failed:\n{out}");
+        p
+    }
+
+    /// Runs podman as the unprivileged user.
+    pub fn podman(&self, args: &[&str]) -> Output {
+        let w = |n: &str| self.work.join(n).to_string_lossy().into_owned();
+        let id = ROOTLESS_ID.to_string();
+        let mut cmd = Command::new("setpriv");
+        cmd.args([
+            "--reuid",
+            &id,
+            "--regid",
+            &id,
+            "--clear-groups",
+            "env",
+            "-i",
+        ])
+        .arg(format!("HOME={}", w("")))
+        .arg(format!("XDG_RUNTIME_DIR={}", w("run")))
+        .arg("PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin")
+        .arg(format!("CONTAINERS_CONF={}", w("containers.conf")))
+        .args(["podman", "--root", &w("root"), "--runroot", &w("runroot")])
+        .args(["--tmpdir", &w("tmp"), "--storage-driver", "vfs"])
+        .args(["--cgroup-manager", "cgroupfs", "--events-backend", "file"])
+        .arg("--runtime")
+        .arg(&self.shim.path)
+        .args(args);
+        let out = run(&mut cmd, None);
+        if let Ok(mut f) = fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.log)
+        {
+            use std::io::Write;
+            let _ = writeln!(f, "{out}");
+        }
+        out
+    }
+
+    /// Everything to show when a scenario fails.
+    pub fn report(&self, what: &str, out: &Output) -> String {
+        report_since(what, out, &self.shim, &self.log, 0)
+    }
+}
+
+impl Drop for RootlessPodman {
+    fn drop(&mut self) {
+        let _ = self.podman(&["rm", "-af", "-t", "0"]);
+        // The rootless pause process keeping podman's user namespace.
+        if let Some(pid) = fs::read_to_string(self.work.join("tmp/pause.pid"))
+            .ok()
+            .and_then(|s| s.trim().parse::<i32>().ok())
+        {
+            super::stop_pid(pid, std::time::Duration::from_secs(5));
+        }
+        unmount_under(self.work.path());
+    }
+}

@@ -1296,3 +1296,41 @@ fn containerd_cri_pod_and_container() {
         "{report}"
     );
 }
+
+#[test]
+fn podman_rootless() {
+    // Rootless podman as uid 65534: the runtime runs unprivileged, in a user namespace, and must
+    // keep its state under $XDG_RUNTIME_DIR (podman passes no --root).
+    if !enabled("podman") {
+        return;
+    }
+    let p = engines::podman::RootlessPodman::start();
+    let out = p.podman(&[
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        "--pull",
+        "never",
+        engines::IMAGE,
+        "sh",
+        "-c",
+        "id -u; cat /proc/self/uid_map; exit 5",
+    ]);
+    let map: Vec<String> = out
+        .stdout
+        .lines()
+        .nth(1)
+        .unwrap_or_default()
+        .split_whitespace()
+        .map(str::to_string)
+        .collect();
+    assert!(
+        out.code == Some(5) && out.stdout.starts_with("0\n") && map == ["0", "65534", "1"],
+        "{}",
+        p.report(
+            "rootless podman run: want uid 0 mapped to 65534 and exit code 5",
+            &out
+        )
+    );
+}
