@@ -1334,3 +1334,72 @@ fn podman_rootless() {
         )
     );
 }
+
+// ---------------------------------------------------------------------------------------------
+// The runtime's side of the engine contract, checked directly
+
+#[test]
+fn contract_features_json() {
+    // Engines (and `docker info`/podman) probe `RUNTIME features`: the runtime-spec features
+    // document, as runc prints it.
+    if !engines::ENGINES.iter().any(|e| enabled(e)) {
+        return;
+    }
+    let bin = engines::runtime_binary();
+    let out = engines::run(std::process::Command::new(&bin).arg("features"), None);
+    let doc: serde_json::Value = serde_json::from_str(&out.stdout).unwrap_or_default();
+    let missing: Vec<&str> = [
+        "/ociVersionMin",
+        "/ociVersionMax",
+        "/hooks",
+        "/mountOptions",
+        "/linux/namespaces",
+        "/linux/capabilities",
+        "/linux/cgroup",
+        "/linux/seccomp/actions",
+        "/linux/seccomp/operators",
+        "/linux/seccomp/archs",
+        "/annotations",
+    ]
+    .into_iter()
+    .filter(|p| doc.pointer(p).is_none())
+    .collect();
+    assert!(
+        out.success() && missing.is_empty(),
+        "`{} features`: missing {missing:?}\n{out}",
+        bin.display()
+    );
+}
+
+#[test]
+fn docker_privileged() {
+    // --privileged asks for every capability; where the host's bounding set lacks one (this
+    // kind of VM lacks CAP_SYS_RESOURCE) runc and crun fail too: skipped there.
+    if !enabled("docker") {
+        return;
+    }
+    let bnd = fs::read_to_string("/proc/self/status")
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix("CapBnd:").map(|v| v.trim().to_string()))
+        .and_then(|v| u64::from_str_radix(&v, 16).ok())
+        .unwrap_or(0);
+    let last_cap = fs::read_to_string("/proc/sys/kernel/cap_last_cap")
+        .ok()
+        .and_then(|s| s.trim().parse::<u32>().ok())
+        .unwrap_or(40);
+    let all = (1u64 << (last_cap + 1)) - 1;
+    if bnd & all != all {
+        eprintln!("SKIPPED: the host's bounding set ({bnd:x}) lacks capabilities; --privileged fails with runc too");
+        return;
+    }
+    let Some(d) = docker() else { return };
+    docker_expect(
+        &d,
+        "--privileged",
+        &["--privileged"],
+        "grep CapEff /proc/self/status; ls /dev | grep -c .",
+        0,
+        &[&format!("CapEff:\t{all:016x}")],
+    );
+}
