@@ -31,15 +31,19 @@ pub const ENGINES: [&str; 3] = ["containerd", "docker", "podman"];
 /// Whether the scenarios of `engine` should run (`CORACLE_ENGINES` names it, or is `all`/`1`).
 /// Says so on stderr when not.
 pub fn enabled(engine: &str) -> bool {
-    let want = std::env::var("CORACLE_ENGINES").unwrap_or_default();
-    let on = want
-        .split([',', ' '])
-        .map(str::trim)
-        .any(|w| w.eq_ignore_ascii_case(engine) || w.eq_ignore_ascii_case("all") || w == "1");
+    let on = selected(engine);
     if !on {
         eprintln!("SKIPPED: {engine} scenarios run only with CORACLE_ENGINES=all (or ={engine})");
     }
     on
+}
+
+/// Whether `CORACLE_ENGINES` selects `engine` (quietly).
+pub fn selected(engine: &str) -> bool {
+    let want = std::env::var("CORACLE_ENGINES").unwrap_or_default();
+    want.split([',', ' '])
+        .map(str::trim)
+        .any(|w| w.eq_ignore_ascii_case(engine) || w.eq_ignore_ascii_case("all") || w == "1")
 }
 
 /// The conformance crate's directory (holding `engines/`).

@@ -1342,7 +1342,8 @@ fn podman_rootless() {
 fn contract_features_json() {
     // Engines (and `docker info`/podman) probe `RUNTIME features`: the runtime-spec features
     // document, as runc prints it.
-    if !engines::ENGINES.iter().any(|e| enabled(e)) {
+    if !engines::ENGINES.iter().any(|e| engines::selected(e)) {
+        eprintln!("SKIPPED: runs only with CORACLE_ENGINES set");
         return;
     }
     let bin = engines::runtime_binary();
