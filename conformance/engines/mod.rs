@@ -229,11 +229,12 @@ impl Shim {
 # a failure's message is taken from the --log file.
 log='{log}'
 {{ printf '%s CALL' "$(date +%T.%N)"; for a in "$@"; do printf ' %s' "$a"; done; echo; }} >>"$log"
-runlog=; prev=; sub=
+runlog=; prev=; sub=; update_stdin=
 for a in "$@"; do
     [ "$prev" = --log ] && runlog=$a
     case "$a" in --log=*) runlog=${{a#--log=}};; esac
     case "$a" in create|run|exec) [ -z "$sub" ] && sub=$a;; esac
+    [ "$prev" = --resources ] && [ "$a" = - ] && update_stdin=1
     prev=$a
 done
 if [ -n "$sub" ]; then
@@ -245,8 +246,18 @@ if [ -n "$sub" ]; then
     exit "$rc"
 fi
 err=$(mktemp)
-'{real}' "$@" 2>"$err"
-rc=$?
+if [ -n "$update_stdin" ]; then
+    # update reads the resources JSON from stdin (--resources -): record it too.
+    in=$(mktemp)
+    cat >"$in"
+    {{ printf '    stdin: '; cat "$in"; echo; }} >>"$log"
+    '{real}' "$@" <"$in" 2>"$err"
+    rc=$?
+    rm -f "$in"
+else
+    '{real}' "$@" 2>"$err"
+    rc=$?
+fi
 cat "$err" >&2
 if [ "$rc" != 0 ]; then
     {{ printf '    -> exit %s, stderr: ' "$rc"; cat "$err"; echo; }} >>"$log"

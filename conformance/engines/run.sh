@@ -11,5 +11,5 @@ if [ "$(id -u)" != 0 ]; then
     exit 1
 fi
 cargo build -p coracle-cli
-CORACLE_ENGINES="${1:-${CORACLE_ENGINES:-all}}" \
+RUST_BACKTRACE=0 CORACLE_ENGINES="${1:-${CORACLE_ENGINES:-all}}" \
     exec cargo test -p coracle-conformance --test engines -- --test-threads=2
