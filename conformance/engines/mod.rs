@@ -241,7 +241,7 @@ if [ -n "$sub" ]; then
     '{real}' "$@"
     rc=$?
     if [ "$rc" != 0 ]; then
-        {{ printf '    -> exit %s, last --log lines: ' "$rc"; [ -n "$runlog" ] && tail -n 2 "$runlog"; echo; }} >>"$log"
+        {{ printf '    -> exit %s, last --log lines: ' "$rc"; [ -n "$runlog" ] && tail -n 2 "$runlog" | tr '\n' ' '; echo; }} >>"$log"
     fi
     exit "$rc"
 fi
@@ -250,7 +250,7 @@ if [ -n "$update_stdin" ]; then
     # update reads the resources JSON from stdin (--resources -): record it too.
     in=$(mktemp)
     cat >"$in"
-    {{ printf '    stdin: '; cat "$in"; echo; }} >>"$log"
+    {{ printf '    stdin: '; tr '\n' ' ' <"$in"; echo; }} >>"$log"
     '{real}' "$@" <"$in" 2>"$err"
     rc=$?
     rm -f "$in"
@@ -260,7 +260,7 @@ else
 fi
 cat "$err" >&2
 if [ "$rc" != 0 ]; then
-    {{ printf '    -> exit %s, stderr: ' "$rc"; cat "$err"; echo; }} >>"$log"
+    {{ printf '    -> exit %s, stderr: ' "$rc"; tr '\n' ' ' <"$err"; echo; }} >>"$log"
 fi
 rm -f "$err"
 exit "$rc"
@@ -306,12 +306,12 @@ exit "$rc"
         let mut out = String::new();
         for (i, l) in lines.iter().enumerate() {
             if l.starts_with("    -> exit") {
-                if let Some(prev) = i.checked_sub(1).and_then(|j| lines.get(j)) {
-                    out.push_str(prev);
+                // The call (and its recorded stdin) this result belongs to.
+                let call = lines[..i].iter().rposition(|c| c.contains(" CALL "));
+                for c in &lines[call.unwrap_or(i)..=i] {
+                    out.push_str(c);
                     out.push('\n');
                 }
-                out.push_str(l);
-                out.push('\n');
             }
         }
         out
