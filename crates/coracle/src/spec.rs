@@ -310,11 +310,16 @@ pub fn compile_seccomp(
 
 /// Parses a config.json (or a process.json, with `T = Process`), ignoring capability names this
 /// runtime does not know (as runc does). A failure names the JSON path of the field.
-pub fn parse_spec<T: serde::de::DeserializeOwned>(
-    text: &[u8],
-) -> Result<T, (String, serde_json::Error)> {
-    let mut value: serde_json::Value =
-        serde_json::from_slice(text).map_err(|e| (".".to_string(), e))?;
+pub fn parse_spec<T: serde::de::DeserializeOwned>(text: &[u8]) -> Result<T, (String, serde_json::Error)> {
+    // Straight from the bytes first; only a config that fails (e.g. an unknown capability)
+    // pays for the detour through a JSON tree.
+    let mut direct = serde_json::Deserializer::from_slice(text);
+    if let Ok(spec) = T::deserialize(&mut direct) {
+        if direct.end().is_ok() {
+            return Ok(spec);
+        }
+    }
+    let mut value: serde_json::Value = serde_json::from_slice(text).map_err(|e| (".".to_string(), e))?;
     let process = if value.get("args").is_some() && value.get("ociVersion").is_none() {
         Some(&mut value)
     } else {
