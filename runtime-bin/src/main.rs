@@ -288,11 +288,8 @@ fn run(cli: &Cli) -> Result<u8> {
             let signal = parse_signal(signal)?;
             Container::load(id, root)?.kill(signal, *all)?;
         }
-        Command::Delete { force, id } => match Container::load(id, root) {
-            Ok(c) => c.delete(*force)?,
-            Err(coracle::Error::State(coracle::state::StateError::NotFound(_))) if *force => {}
-            Err(e) => return Err(e.into()),
-        },
+        Command::Delete { force: true, id } => Container::delete_forced(id, root)?,
+        Command::Delete { force: false, id } => Container::load(id, root)?.delete(false)?,
         Command::Exec(args) => return exec(root, args),
         Command::Features => print_json(&features::features())?,
         Command::Cgroup(cmd) => return cgroup_cmds::run(root, cmd),
@@ -402,6 +399,11 @@ fn run_container(root: &Path, args: &CreateArgs, detach: bool, keep: bool) -> Re
     let mut opts = args.options();
     opts.relay_console = !detach;
     let mut container = Container::create(&args.id, root, &opts)?;
+    // Our terminal's size reaches the pty before the program starts.
+    let console = container.take_console();
+    if let Some(master) = &console {
+        tty::copy_window_size(master);
+    }
     if let Err(e) = container.start() {
         let _ = container.delete(true);
         return Err(e.into());
@@ -413,7 +415,6 @@ fn run_container(root: &Path, args: &CreateArgs, detach: bool, keep: bool) -> Re
         .pidfd()
         .ok_or_else(|| CliError("run: lost the container's pidfd".into()))?
         .try_clone_to_owned()?;
-    let console = container.take_console();
     // The init may be exiting right now: a failed forward is not an error.
     let forward = |sig| {
         let _ = container.kill(sig, false);
@@ -541,20 +542,24 @@ fn exec(root: &Path, args: &ExecArgs) -> Result<u8> {
         console_socket: args.console_socket.clone(),
         preserve_fds: args.preserve_fds,
         ignore_paused: args.ignore_paused,
+        relay_console: !args.detach && args.console_socket.is_none(),
     };
     let mask = forwarded_mask();
     if !args.detach {
         mask.thread_block()?;
     }
-    let proc = container.exec(&process, &opts)?;
-    // Release the container's lock: other commands may run while this process does.
-    drop(container);
+    let mut proc = container.exec(&process, &opts)?;
     if args.detach {
         return Ok(0);
     }
-    wait_forwarding(&proc.pidfd, &mask, |sig| {
-        let _ = coracle::sys::process::pidfd_send_signal(proc.pidfd.as_fd(), sig as i32);
-    })?;
+    let pidfd = proc.pidfd.try_clone()?;
+    let forward = |sig: Signal| {
+        let _ = coracle::sys::process::pidfd_send_signal(pidfd.as_fd(), sig as i32);
+    };
+    match proc.console.take() {
+        Some(master) => tty::relay(master, &proc.pidfd, &mask, forward)?,
+        None => wait_forwarding(&proc.pidfd, &mask, forward)?,
+    }
     let status = proc.wait()?;
     Ok(u8::try_from(status & 0xff).unwrap_or(255))
 }

@@ -36,7 +36,7 @@ impl Drop for RawMode {
 }
 
 /// Copies our terminal's window size to the pty (no-op when stdin is no terminal).
-fn copy_window_size(master: &OwnedFd) {
+pub fn copy_window_size(master: &OwnedFd) {
     if let Some((rows, cols)) = coracle::sys::process::window_size(std::io::stdin().as_fd())
         .filter(|&(r, c)| r > 0 && c > 0)
     {

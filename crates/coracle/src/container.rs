@@ -344,6 +344,18 @@ impl Container {
         })
     }
 
+    /// `delete --force`: deletes the container `id` (killing it), or what an interrupted
+    /// `create` left of it; succeeds when there is no such container.
+    pub fn delete_forced(id: &str, root: &Path) -> Result<(), Error> {
+        match Self::load(id, root) {
+            Ok(c) => c.delete(true),
+            Err(Error::State(state::StateError::NotFound(_))) => {
+                Ok(ContainerDir::remove_remains(root, id)?)
+            }
+            Err(e) => Err(e),
+        }
+    }
+
     /// The ids of every container under `root`.
     pub fn list(root: &Path) -> Result<Vec<String>, Error> {
         Ok(state::list_ids(root)?)

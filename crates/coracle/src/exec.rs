@@ -12,7 +12,7 @@ use crate::container::{sys_err, Container, ContainerError};
 use crate::init::{self, ExecInitArgs};
 use crate::namespaces::ForChildren;
 use crate::spec::ProcessConfig;
-use crate::state::Status;
+use crate::state::{State, Status};
 use crate::sync::{self, Message, SyncError};
 use crate::sys::process::{self as sysproc, CloneResult};
 use crate::Error;
@@ -28,6 +28,9 @@ pub struct ExecOptions {
     pub preserve_fds: u32,
     /// Exec even into a paused container.
     pub ignore_paused: bool,
+    /// With a terminal and no console socket: receive the pty master for the caller to relay
+    /// ([`ExecProcess::console`]).
+    pub relay_console: bool,
 }
 
 /// A process started by [`Container::exec`].
@@ -37,6 +40,8 @@ pub struct ExecProcess {
     pub pid: i32,
     /// A pidfd for it (it is a child of the calling process).
     pub pidfd: OwnedFd,
+    /// The pty master, when [`ExecOptions::relay_console`] asked for it.
+    pub console: Option<OwnedFd>,
 }
 
 impl ExecProcess {
@@ -50,7 +55,9 @@ impl ExecProcess {
 impl Container {
     /// Starts `process` inside the container and returns once it has exec'ed (an exec failure,
     /// such as a missing program, is returned as an error).
-    pub fn exec(&self, process: &Process, opts: &ExecOptions) -> Result<ExecProcess, Error> {
+    /// The container's lock is released before the process is started (it may wait a long
+    /// time in a paused container, and `resume` needs the lock).
+    pub fn exec(self, process: &Process, opts: &ExecOptions) -> Result<ExecProcess, Error> {
         let status = self.status();
         match status {
             Status::Running | Status::Created => {}
@@ -65,10 +72,13 @@ impl Container {
             }
         }
         let process = ProcessConfig::from_spec(process)?;
-        let console =
-            crate::console::prepare(opts.console_socket.as_deref(), process.terminal, false)
-                .map_err(ContainerError::from)?
-                .child;
+        let ends = crate::console::prepare(
+            opts.console_socket.as_deref(),
+            process.terminal,
+            opts.relay_console,
+        )
+        .map_err(ContainerError::from)?;
+        let console = ends.child;
         let init_pidfd = self.init_pidfd()?;
         // In a user namespace whose setgroups is denied, the process keeps its groups.
         let setgroups = std::fs::read_to_string(format!("/proc/{}/setgroups", self.init_pid()));
@@ -79,8 +89,13 @@ impl Container {
             Some(l) => crate::spec::compile_seccomp(l)?,
             None => None,
         };
-        let cgroup = self.cgroup();
+        let cgroup = self.cgroup().clone();
         let clone_target = cgroup.clone_target();
+        let join_for_children = self.join_flags_for_children();
+        let spec = self.config().clone();
+        let state = self.state()?;
+        let init_pid = self.init_pid();
+        drop(self);
         let (parent_end, child_end) = sync::pair().map_err(ContainerError::from)?;
         // Root changes its pid/time namespaces for children before the clone; anyone else may
         // not, and the child joins them itself and forks once more ("nested").
@@ -88,7 +103,7 @@ impl Container {
         let for_children = if nested {
             None
         } else {
-            Some(ForChildren::for_exec(self.init_pid())?)
+            Some(ForChildren::for_exec(init_pid)?)
         };
         // SAFETY: the runtime is single-threaded; the child runs `init::run_exec` and leaves
         // with `_exit` or execve, never returning into our caller.
@@ -105,7 +120,7 @@ impl Container {
                     allow_setgroups,
                     seccomp: seccomp.as_ref(),
                     nested,
-                    join_for_children: self.join_flags_for_children(),
+                    join_for_children,
                 };
                 sysproc::exit_now(init::run_exec(args, child_end))
             }
@@ -164,8 +179,11 @@ impl Container {
         // The channel is close-on-exec: end-of-file means the program was exec'ed.
         let mut got = parent_end.recv_with_fd("exec", None);
         if let Ok((Message::SeccompFd, Some(fd))) = &got {
-            self.forward_seccomp_fd(fd, pid)
-                .map_err(&kill_child)?;
+            let st = State {
+                pid,
+                ..state.clone()
+            };
+            crate::container::forward_seccomp_fd(&spec, &st, fd).map_err(&kill_child)?;
             got = parent_end.recv_with_fd("exec", None);
         }
         match got.map(|(m, _)| m) {
@@ -188,14 +206,15 @@ impl Container {
         if let Some(path) = &opts.pid_file {
             crate::container::write_pid_file(path, pid)?;
         }
-        Ok(ExecProcess { pid, pidfd })
-    }
-
-    /// Sends an exec'ed process's seccomp notify fd to the container's listener.
-    fn forward_seccomp_fd(&self, fd: &OwnedFd, pid: i32) -> Result<(), Error> {
-        let mut st = self.state()?;
-        st.pid = pid;
-        crate::container::forward_seccomp_fd(self.config(), &st, fd)
+        let console = match ends.relay {
+            Some(sock) => Some(crate::console::recv_master(&sock).map_err(ContainerError::from)?),
+            None => None,
+        };
+        Ok(ExecProcess {
+            pid,
+            pidfd,
+            console,
+        })
     }
 
     /// The pid and time namespaces of the container's config (joined for children).

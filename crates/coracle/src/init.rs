@@ -122,10 +122,18 @@ pub(crate) fn error_chain(e: &dyn std::error::Error) -> String {
 fn prepare(args: &InitArgs<'_>, channel: &Channel) -> Result<CString, InitError> {
     let cfg = args.config;
     // 1. Never expose the runtime binary through /proc/PID/exe to the container (CVE-2019-5736);
-    //    execve resets this for the user's program.
-    sys::process::set_dumpable(false).map_err(sys_err("prctl(PR_SET_DUMPABLE)"))?;
-    // 2. Wait until the parent wrote our id maps and put us in the cgroup.
+    //    execve resets this for the user's program. With a new user namespace only after the
+    //    parent wrote our id maps: /proc/PID/uid_map of a non-dumpable process belongs to root,
+    //    which a rootless parent is not (nothing else runs in our namespaces until then).
+    let new_userns = cfg.namespaces.creates(LinuxNamespaceType::User);
+    if !new_userns {
+        sys::process::set_dumpable(false).map_err(sys_err("prctl(PR_SET_DUMPABLE)"))?;
+    }
+    // 2. Wait until the parent wrote our id maps.
     wait_for_go(channel)?;
+    if new_userns {
+        sys::process::set_dumpable(false).map_err(sys_err("prctl(PR_SET_DUMPABLE)"))?;
+    }
     // 3. Namespaces: joined ones, root of a new user namespace.
     enter_namespaces(cfg)?;
     // 4. Once placed in the cgroup (wait only when needed: hooks must follow createRuntime;
@@ -140,7 +148,7 @@ fn prepare(args: &InitArgs<'_>, channel: &Channel) -> Result<CString, InitError>
     if has_hooks(cfg) {
         placed.wait()?;
     }
-    let state = container_state(cfg, args.id, Status::Created);
+    let state = container_state(cfg, args.id, Status::Creating);
     crate::hooks::run_all(
         cfg.spec.hooks().as_ref(),
         crate::hooks::Kind::CreateContainer,

@@ -267,6 +267,7 @@ impl Config {
                     "is not a sysctl name",
                 ));
             }
+            check_sysctl_namespace(key, &namespaces)?;
         }
         let cgroups_path = linux.cgroups_path().clone();
         if let Some(p) = &cgroups_path {
@@ -276,6 +277,15 @@ impl Config {
                 return Err(invalid(
                     "linux.cgroupsPath",
                     format!("{} contains ..", p.display()),
+                ));
+            }
+        }
+        for (i, m) in spec.mounts().iter().flatten().enumerate() {
+            if !m.destination().is_absolute() {
+                let shown = m.destination().display();
+                return Err(invalid(
+                    format!("mounts[{i}].destination"),
+                    format!("{shown} is not an absolute path"),
                 ));
             }
         }
@@ -310,7 +320,9 @@ pub fn compile_seccomp(
 
 /// Parses a config.json (or a process.json, with `T = Process`), ignoring capability names this
 /// runtime does not know (as runc does). A failure names the JSON path of the field.
-pub fn parse_spec<T: serde::de::DeserializeOwned>(text: &[u8]) -> Result<T, (String, serde_json::Error)> {
+pub fn parse_spec<T: serde::de::DeserializeOwned>(
+    text: &[u8],
+) -> Result<T, (String, serde_json::Error)> {
     // Straight from the bytes first; only a config that fails (e.g. an unknown capability)
     // pays for the detour through a JSON tree.
     let mut direct = serde_json::Deserializer::from_slice(text);
@@ -319,7 +331,8 @@ pub fn parse_spec<T: serde::de::DeserializeOwned>(text: &[u8]) -> Result<T, (Str
             return Ok(spec);
         }
     }
-    let mut value: serde_json::Value = serde_json::from_slice(text).map_err(|e| (".".to_string(), e))?;
+    let mut value: serde_json::Value =
+        serde_json::from_slice(text).map_err(|e| (".".to_string(), e))?;
     let process = if value.get("args").is_some() && value.get("ociVersion").is_none() {
         Some(&mut value)
     } else {
@@ -329,6 +342,42 @@ pub fn parse_spec<T: serde::de::DeserializeOwned>(text: &[u8]) -> Result<T, (Str
         crate::capabilities::strip_unknown_capabilities(process);
     }
     serde_path_to_error::deserialize(value).map_err(|e| (e.path().to_string(), e.into_inner()))
+}
+
+/// A sysctl may only be set in a namespace of the container's own, never host-wide (runc's
+/// rules): IPC ones need an ipc namespace, `net.*` a network namespace, host and domain name
+/// a uts namespace; any other is refused.
+fn check_sysctl_namespace(key: &str, ns: &Namespaces) -> Result<(), SpecError> {
+    use oci_spec::runtime::LinuxNamespaceType as T;
+    const IPC: [&str; 8] = [
+        "kernel.msgmax",
+        "kernel.msgmnb",
+        "kernel.msgmni",
+        "kernel.sem",
+        "kernel.shmall",
+        "kernel.shmmax",
+        "kernel.shmmni",
+        "kernel.shm_rmid_forced",
+    ];
+    let needs = if IPC.contains(&key) || key.starts_with("fs.mqueue.") {
+        T::Ipc
+    } else if key.starts_with("net.") {
+        T::Network
+    } else if key == "kernel.hostname" || key == "kernel.domainname" {
+        T::Uts
+    } else {
+        return Err(invalid(
+            format!("linux.sysctl[{key:?}]"),
+            "is not in a namespace of the container's own",
+        ));
+    };
+    if !ns.has(needs) {
+        return Err(invalid(
+            format!("linux.sysctl[{key:?}]"),
+            format!("needs a {needs} namespace"),
+        ));
+    }
+    Ok(())
 }
 
 /// Accepts 1.0.x through 1.3.x (with pre-release suffixes such as `1.0.2-dev`).

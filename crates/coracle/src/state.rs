@@ -198,7 +198,7 @@ impl ContainerDir {
             }
             Err(e) => return Err(io_err("create state directory", &path)(e)),
         }
-        Self::lock(id, path)
+        Self::lock(id, path, true)
     }
 
     /// Opens and locks the directory of an existing container.
@@ -208,13 +208,15 @@ impl ContainerDir {
         if !path.is_dir() {
             return Err(StateError::NotFound(id.to_string()));
         }
-        Self::lock(id, path)
+        Self::lock(id, path, false)
     }
 
-    fn lock(id: &str, path: PathBuf) -> Result<Self, StateError> {
+    /// Locks the directory; only a new container's directory gets its lock file made (an
+    /// existing one that lost it is being deleted: re-creating it would leave it behind).
+    fn lock(id: &str, path: PathBuf, create: bool) -> Result<Self, StateError> {
         let lock_path = path.join(LOCK_FILE);
         let file = fs::OpenOptions::new()
-            .create(true)
+            .create(create)
             .truncate(false)
             .write(true)
             .mode(0o600)
@@ -289,7 +291,32 @@ impl ContainerDir {
 
     /// Removes the directory and everything in it (the lock goes with it).
     pub fn remove(self) -> Result<(), StateError> {
-        fs::remove_dir_all(&self.path).map_err(io_err("remove", &self.path))
+        // Renamed first, under the lock, so that no other command finds a half-removed
+        // directory (list skips dot names).
+        let tomb = self
+            .path
+            .with_file_name(format!(".{}.deleted-{}", self.id, std::process::id()));
+        fs::rename(&self.path, &tomb).map_err(io_err("rename", &self.path))?;
+        fs::remove_dir_all(&tomb).map_err(io_err("remove", &tomb))
+    }
+
+    /// Removes what an interrupted `create` left of container `id`: a directory with no
+    /// state.json (or no lock file yet). Nothing to remove is not an error.
+    pub fn remove_remains(root: &Path, id: &str) -> Result<(), StateError> {
+        check_id(id)?;
+        let path = root.join(id);
+        if !path.is_dir() {
+            return Ok(());
+        }
+        match Self::open(root, id) {
+            Ok(dir) if !dir.path.join(STATE_FILE).exists() => dir.remove(),
+            Ok(_) => Ok(()),
+            Err(StateError::NotFound(_)) if !path.join(LOCK_FILE).exists() => {
+                fs::remove_dir_all(&path).map_err(io_err("remove", &path))
+            }
+            Err(StateError::NotFound(_)) => Ok(()),
+            Err(e) => Err(e),
+        }
     }
 
     /// The status derived from facts: is the init alive with the recorded start time, is it
@@ -345,6 +372,7 @@ pub fn list_ids(root: &Path) -> Result<Vec<String>, StateError> {
         .filter_map(Result::ok)
         .filter(|e| e.path().join(STATE_FILE).exists())
         .filter_map(|e| e.file_name().into_string().ok())
+        .filter(|name| !name.starts_with('.'))
         .collect();
     ids.sort();
     Ok(ids)
