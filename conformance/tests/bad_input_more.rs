@@ -125,21 +125,24 @@ const CASES: &[Case] = &[
     Case {
         name: "process is missing",
         prepare: |b| {
-            b.config.as_object_mut().unwrap().remove("process");
+            b.config
+                .as_object_mut()
+                .expect("test setup")
+                .remove("process");
         },
         keywords: &["process"],
     },
     Case {
         name: "root is missing",
         prepare: |b| {
-            b.config.as_object_mut().unwrap().remove("root");
+            b.config.as_object_mut().expect("test setup").remove("root");
         },
         keywords: &["root"],
     },
     Case {
         name: "root.path is a file",
         prepare: |b| {
-            fs::write(b.path().join("rootfile"), "x").unwrap();
+            fs::write(b.path().join("rootfile"), "x").expect("test setup");
             b.config["root"]["path"] = json!("rootfile");
         },
         keywords: &["rootfile", "directory"],
@@ -152,7 +155,10 @@ const CASES: &[Case] = &[
     Case {
         name: "ociVersion missing",
         prepare: |b| {
-            b.config.as_object_mut().unwrap().remove("ociVersion");
+            b.config
+                .as_object_mut()
+                .expect("test setup")
+                .remove("ociVersion");
         },
         keywords: &["ociVersion", "version"],
     },
@@ -404,8 +410,20 @@ fn check_case(case: &Case) -> Option<String> {
     })
 }
 
-/// Cases the runtime does not reject yet, with what is missing (run with --ignored).
-const PENDING: &[&str] = &[];
+/// Cases the runtime does not reject yet (run with --ignored). What is missing:
+/// - a relative mount destination is accepted (runc 1.2 resolves it against `/`; the runtime-spec
+///   says it MUST be absolute): reject it in `RootfsPlan::from_spec`, naming `mounts[i].destination`;
+/// - sysctls are not checked against the namespaces the container gets: accept only the
+///   namespaced ones (as runc's `validate.sysctl`: `kernel.msg*`, `kernel.sem`, `kernel.shm*`,
+///   `fs.mqueue.*` with an ipc namespace; `net.*` with a new network namespace;
+///   `kernel.hostname`/`kernel.domainname` with a uts namespace), naming `linux.sysctl[KEY]`.
+///   Today a config can change host-wide sysctls (vm.*, and net.* of the host's network
+///   namespace) from inside the container.
+const PENDING: &[&str] = &[
+    "mount destination relative",
+    "sysctl that is not namespaced",
+    "net sysctl without a network namespace",
+];
 
 #[test]
 fn more_bad_configs_fail_create_cleanly() {
@@ -442,6 +460,7 @@ fn ids_with_control_characters_or_too_long_are_rejected() {
     let rt = Runtime::new();
     let mut b = Bundle::new();
     b.sh("sleep 1000");
+    b.write();
     let long = "a".repeat(2000);
     for id in [
         "a\nb",
@@ -453,7 +472,7 @@ fn ids_with_control_characters_or_too_long_are_rejected() {
         "é",
         long.as_str(),
     ] {
-        let out = rt.create(id, &b);
+        let out = rt.exec(&["create", "--bundle", b.path_str(), id]);
         out.fails().stderr_mentions(&["id"]);
         assert!(
             existing_cgroup_dirs(b.cgroup_path()).is_empty(),
@@ -554,7 +573,7 @@ fn bad_flag_values() {
                 b.path_str(),
                 &id,
             ],
-            &["preserve-fds"],
+            &["preserve-fds", "-1"],
         ),
         (
             &[
@@ -636,15 +655,10 @@ fn bad_exec_invocations() {
     rt.delete_force(&id).ok();
 }
 
-/// Commands on a container in the wrong state: exec into, start, kill a stopped one; pause a
-/// created one; resume a running one.
+/// Commands on a stopped container: exec and start fail, the status stays stopped.
 #[test]
-fn commands_in_the_wrong_state() {
-    if is_runc() {
-        eprintln!("runc's messages differ; checked for coracle only");
-    }
+fn commands_on_a_stopped_container() {
     let rt = Runtime::new();
-    // A stopped container.
     let mut stopped = Bundle::new();
     stopped.sh("true");
     let sid = rt.new_id();
@@ -654,13 +668,36 @@ fn commands_in_the_wrong_state() {
     for args in [
         vec!["exec", sid.as_str(), "true"],
         vec!["start", sid.as_str()],
-        vec!["pause", sid.as_str()],
     ] {
         let out = rt.exec(&args);
         out.fails().stderr_mentions(&["stopped", "not running"]);
         assert_eq!(rt.state(&sid)["status"], "stopped", "after {args:?}");
     }
-    // A created container cannot be paused or resumed.
+    rt.delete(&sid).ok();
+}
+
+/// pause/resume in the wrong state: pause of a stopped or created container, resume of a
+/// created or running one.
+#[test]
+#[ignore = "pause/resume do not check the status (they freeze/thaw whatever cgroup is \
+            recorded): see the security helper's report"]
+fn pause_and_resume_in_the_wrong_state() {
+    if is_runc() {
+        eprintln!("runc's messages differ; checked for coracle only");
+    }
+    let rt = Runtime::new();
+    let mut stopped = Bundle::new();
+    stopped.sh("true");
+    let sid = rt.new_id();
+    rt.create(&sid, &stopped).ok();
+    rt.start(&sid).ok();
+    rt.wait_status(&sid, "stopped", std::time::Duration::from_secs(10));
+    for cmd in ["pause", "resume"] {
+        let out = rt.exec(&[cmd, &sid]);
+        out.fails()
+            .stderr_mentions(&["stopped", "not running", "not paused"]);
+        assert_eq!(rt.state(&sid)["status"], "stopped", "after {cmd}");
+    }
     let mut created = Bundle::new();
     created.sh("sleep 1000");
     let cid = rt.new_id();
@@ -671,7 +708,6 @@ fn commands_in_the_wrong_state() {
             .stderr_mentions(&["created", "not running", "not paused"]);
         assert_eq!(rt.state(&cid)["status"], "created", "after {cmd}");
     }
-    // A running container cannot be resumed.
     rt.start(&cid).ok();
     let out = rt.exec(&["resume", &cid]);
     out.fails().stderr_mentions(&["not paused", "running"]);

@@ -32,9 +32,9 @@ struct BinCopy {
 impl BinCopy {
     fn new() -> BinCopy {
         let dir = std::env::temp_dir().join(unique("coracle-test-faultbin"));
-        fs::create_dir_all(&dir).unwrap();
+        fs::create_dir_all(&dir).expect("test setup");
         let path = dir.join("coracle");
-        fs::copy(binary(), &path).unwrap();
+        fs::copy(binary(), &path).expect("test setup");
         // Another thread's fork may briefly hold the copy's write fd (ETXTBSY): wait it out.
         for _ in 0..100 {
             match Command::new(&path)
@@ -448,7 +448,7 @@ fn sequential_runs_leak_nothing() {
     while runs < 200 && start.elapsed() < Duration::from_secs(40) {
         runs += 1;
         run(runs);
-        if runs % 25 == 0 {
+        if runs.is_multiple_of(25) {
             let procs = processes_of(&bin.path, b.path());
             assert!(
                 procs.is_empty(),

@@ -27,10 +27,10 @@ struct BinCopy {
 impl BinCopy {
     fn new() -> BinCopy {
         let dir = std::env::temp_dir().join(unique("coracle-test-bincopy"));
-        fs::create_dir_all(&dir).unwrap();
+        fs::create_dir_all(&dir).expect("test setup");
         let path = dir.join("coracle");
-        fs::copy(binary(), &path).unwrap();
-        let original = fs::read(&path).unwrap();
+        fs::copy(binary(), &path).expect("test setup");
+        let original = fs::read(&path).expect("test setup");
         // Another thread's fork may briefly hold the copy's write fd (ETXTBSY): wait it out.
         for _ in 0..100 {
             match Command::new(&path)
@@ -85,7 +85,7 @@ struct TempDir(PathBuf);
 impl TempDir {
     fn new(prefix: &str) -> TempDir {
         let d = std::env::temp_dir().join(unique(prefix));
-        fs::create_dir_all(&d).unwrap();
+        fs::create_dir_all(&d).expect("test setup");
         TempDir(d)
     }
 }
@@ -228,7 +228,10 @@ fn cve_2019_5736_exec_process_exe_is_not_reachable() {
 /// Copies the host's dynamic loader and the libraries the binary needs into the rootfs, so the
 /// runtime binary can run inside the container (as it could in any glibc-based image).
 fn copy_runtime_libs(rootfs: &Path) {
-    let out = Command::new("ldd").arg(binary()).output().unwrap();
+    let out = Command::new("ldd")
+        .arg(binary())
+        .output()
+        .expect("test setup");
     let text = String::from_utf8_lossy(&out.stdout);
     for line in text.lines() {
         let path = match line.split_once("=>") {
@@ -239,7 +242,7 @@ fn copy_runtime_libs(rootfs: &Path) {
             continue;
         };
         let dest = rootfs.join(path.trim_start_matches('/'));
-        fs::create_dir_all(dest.parent().unwrap()).unwrap();
+        fs::create_dir_all(dest.parent().expect("test setup")).expect("test setup");
         fs::copy(path, &dest).unwrap_or_else(|e| panic!("copy {path}: {e}"));
     }
 }
@@ -351,7 +354,7 @@ fn run_with_inherited_dir_fd(rt: &Runtime, fd: u32, dir: &str, args: &[&str]) ->
 /// The marker a host directory holds, so the test can tell whether the container reached it.
 fn host_dir_with_marker(tag: &str) -> TempDir {
     let d = TempDir::new(tag);
-    fs::write(d.0.join("HOST-SECRET-MARKER"), "secret").unwrap();
+    fs::write(d.0.join("HOST-SECRET-MARKER"), "secret").expect("test setup");
     d
 }
 
@@ -377,12 +380,46 @@ fn cve_2024_21626_cwd_through_a_leaked_fd() {
         );
         if out.success() {
             let pwd = out.expect_field("PWD");
+            eprintln!("cwd /proc/self/fd/{n}: ran in {pwd}");
             assert!(pwd.starts_with('/'), "cwd outside the root: {pwd}\n{out}");
         } else {
+            eprintln!("cwd /proc/self/fd/{n}: refused: {}", out.stderr.trim());
             out.stderr_mentions(&["cwd"]);
         }
         assert!(!rt.state_dir_exists(&id), "\n{out}");
     }
+}
+
+/// CVE-2024-21626 with a preserved fd: fd 3 is a host directory passed on purpose
+/// (`--preserve-fds 1`) and `process.cwd` is /proc/self/fd/3: the final cwd would lie outside
+/// the container's root, so the runtime must refuse it.
+#[test]
+fn cve_2024_21626_cwd_through_a_preserved_directory_fd() {
+    let host = host_dir_with_marker("coracle-test-21626-pres");
+    let host_str = host.0.to_str().unwrap().to_string();
+    let rt = Runtime::new();
+    let mut b = Bundle::new();
+    b.sh("echo PWD=$(pwd); ls -a");
+    b.cwd("/proc/self/fd/3");
+    b.write();
+    let id = rt.new_id();
+    let out = run_with_inherited_dir_fd(
+        &rt,
+        3,
+        &host_str,
+        &["run", "--preserve-fds", "1", "--bundle", b.path_str(), &id],
+    );
+    eprintln!(
+        "preserved dir fd as cwd: exit {:?}: {}",
+        out.code,
+        out.stderr.trim()
+    );
+    assert!(
+        !out.stdout.contains("HOST-SECRET-MARKER"),
+        "the container started in a host directory:\n{out}"
+    );
+    out.fails().stderr_mentions(&["cwd"]);
+    assert!(!rt.state_dir_exists(&id), "\n{out}");
 }
 
 /// CVE-2024-21626 for exec: `exec --cwd /proc/self/fd/N` never lands outside the container.
@@ -500,6 +537,11 @@ fn cve_2021_30465_symlinked_mount_destination_stays_in_the_rootfs() {
         "host dir changed:\n{out}"
     );
     assert!(!out.stdout.contains("HOST-SECRET-MARKER"), "\n{out}");
+    eprintln!(
+        "symlinked destinations: exit {:?}: {}",
+        out.code,
+        out.stderr.trim()
+    );
     if out.success() {
         // The mounts are at the in-root resolution of the symlinks.
         let mounts = parse_mountinfo(&out.stdout);
@@ -667,6 +709,11 @@ fn cve_2025_31133_dev_null_symlink_before_masked_paths() {
     let rt = Runtime::new();
     let out = rt.run(&b);
     assert!(!out.timed_out, "\n{out}");
+    eprintln!(
+        "/dev/null symlink: exit {:?}: {}",
+        out.code,
+        out.stderr.trim()
+    );
     if !out.success() {
         out.stderr_mentions(&["/dev/null", "null", "device", "mask"]);
         return;
@@ -694,6 +741,11 @@ fn cve_2025_52881_sysctl_writes_never_land_on_a_fake_proc() {
     let rt = Runtime::new();
     let out = rt.run(&b);
     assert!(!out.timed_out, "\n{out}");
+    eprintln!(
+        "sysctl under a fake /proc/sys: exit {:?}: {}",
+        out.code,
+        out.stderr.trim()
+    );
     if out.success() {
         assert!(
             !out.expect_field("FAKE").contains("coracle-test-domain"),
