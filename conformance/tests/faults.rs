@@ -178,17 +178,31 @@ fn create_killed_at_any_moment_is_cleaned_up_by_delete_force() {
     let _ = fs::remove_dir_all(&work);
 }
 
-/// The steps of `create` a test-only failpoint (`CORACLE_FAILPOINT=<step>`) kills it at.
+/// The steps of `create` (in `Container::create`) the test-only failpoint
+/// `CORACLE_FAILPOINT=<step>` makes the runtime SIGKILL itself at.
 const FAILPOINTS: &[&str] = &[
-    "after-lock",
+    // After ContainerDir::create (dir and lock), before the first state.json write.
     "after-state-dir",
+    // After the first write of the `creating` record.
+    "after-creating-record",
+    // After cgroup.create(), before the record naming the cgroup is written.
     "after-cgroup",
+    // After the record with the cgroup is written, before clone3.
+    "after-cgroup-record",
+    // In the parent, right after clone3.
     "after-clone",
+    // After the id maps are written and the pid added to the cgroup.
     "after-id-maps",
+    // After the prestart and createRuntime hooks.
+    "after-hooks",
+    // After Message::Go is sent.
     "after-go",
+    // After Message::Ready is received (the init now blocks on the exec FIFO).
     "after-ready",
-    "before-state-write",
-    "after-state-write",
+    // After the pid file is written, before the final state.json write.
+    "before-final-record",
+    // After the final state.json write (status created).
+    "after-final-record",
 ];
 
 /// `coracle create` SIGKILLed (by itself) at each named step: `delete --force` succeeds and
