@@ -59,6 +59,23 @@ impl Drop for BinCopy {
     }
 }
 
+/// A temp directory removed on drop (also when the test fails).
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn new(prefix: &str) -> TempDir {
+        let d = std::env::temp_dir().join(unique(prefix));
+        fs::create_dir_all(&d).expect("mkdir temp dir");
+        TempDir(d)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = fs::remove_dir_all(&self.0);
+    }
+}
+
 /// Pids of processes whose exe is `exe`, or whose root or cwd lies under `dir`.
 fn processes_of(exe: &Path, dir: &Path) -> Vec<(String, String)> {
     let mut found = Vec::new();
@@ -135,8 +152,7 @@ fn force_delete_after_fault(rt: &Runtime, id: &str, context: &str) -> Output {
 fn create_killed_at_any_moment_is_cleaned_up_by_delete_force() {
     let bin = BinCopy::new();
     let rt = Runtime::new();
-    let work = std::env::temp_dir().join(unique("coracle-test-killcreate"));
-    fs::create_dir_all(&work).unwrap();
+    let _work_dir = TempDir::new("coracle-test-killcreate");
     let mut failures = Vec::new();
     for round in 0..2 {
         for delay_ms in [0u64, 1, 2, 3, 5, 8, 12, 20, 30, 50, 80, 150] {
@@ -175,7 +191,6 @@ fn create_killed_at_any_moment_is_cleaned_up_by_delete_force() {
         }
     }
     assert!(failures.is_empty(), "{}", failures.join("\n\n"));
-    let _ = fs::remove_dir_all(&work);
 }
 
 /// The steps of `create` (in `Container::create`) the test-only failpoint
@@ -213,8 +228,8 @@ const FAILPOINTS: &[&str] = &[
 fn create_killed_at_each_failpoint_is_cleaned_up_by_delete_force() {
     let bin = BinCopy::new();
     let rt = Runtime::new();
-    let work = std::env::temp_dir().join(unique("coracle-test-failpoint"));
-    fs::create_dir_all(&work).unwrap();
+    let work_dir = TempDir::new("coracle-test-failpoint");
+    let work = work_dir.0.clone();
     for step in FAILPOINTS {
         let mut b = Bundle::new();
         b.sh("sleep 1000");
@@ -234,7 +249,6 @@ fn create_killed_at_each_failpoint_is_cleaned_up_by_delete_force() {
         let del = force_delete_after_fault(&rt, &id, &context);
         assert_nothing_left(&rt, &id, &b, &bin.path, &format!("{context}\n{del}"));
     }
-    let _ = fs::remove_dir_all(&work);
 }
 
 /// The container's init dies (SIGKILL from the host) before `start`: `start` fails fast with a
@@ -436,8 +450,8 @@ fn sequential_runs_leak_nothing() {
     let mut b = Bundle::new();
     b.sh("true");
     b.write();
-    let work = std::env::temp_dir().join(unique("coracle-test-seqruns"));
-    fs::create_dir_all(&work).unwrap();
+    let work_dir = TempDir::new("coracle-test-seqruns");
+    let work = work_dir.0.clone();
     let run = |n: u32| {
         let id = format!("seq-{}-{n}", std::process::id());
         rt.track(&id);
@@ -505,5 +519,4 @@ fn sequential_runs_leak_nothing() {
         new_in_run.len() < 3,
         "new entries in /run after {runs} runs: {new_in_run:?}"
     );
-    let _ = fs::remove_dir_all(&work);
 }
