@@ -746,6 +746,44 @@ fn cve_2025_31133_dev_null_symlink_before_masked_paths() {
     assert_eq!(out.expect_field("HOST"), "coracle", "\n{out}");
 }
 
+/// CVE-2025-52565: the rootfs's /dev/console is a symlink (there is no /dev tmpfs) to a
+/// namespaced proc file; the console bind must land on /dev/console itself (or create refuses),
+/// never on the symlink's target.
+#[test]
+fn cve_2025_52565_dev_console_symlink() {
+    let mut b = Bundle::new();
+    symlink("/proc/sys/kernel/hostname", b.rootfs().join("dev/console")).expect("symlink");
+    if let Some(m) = b.config["mounts"].as_array_mut() {
+        m.retain(|m| m["destination"] != "/dev");
+    }
+    b.config["process"]["terminal"] = json!(true);
+    b.sh("echo CONSOLE=$(stat -c '%F' /dev/console); \
+         echo TARGET=$(stat -c '%F' /proc/sys/kernel/hostname); echo HOST=$(hostname)");
+    let rt = Runtime::new();
+    let out = rt.run(&b);
+    eprintln!(
+        "/dev/console symlink: exit {:?}: {}",
+        out.code,
+        out.stderr.trim()
+    );
+    assert!(!out.timed_out, "\n{out}");
+    if !out.success() {
+        out.stderr_mentions(&["console"]);
+        return;
+    }
+    assert_eq!(
+        out.expect_field("TARGET"),
+        "regular empty file",
+        "the console was bound over the symlink's target:\n{out}"
+    );
+    assert_eq!(
+        out.expect_field("CONSOLE"),
+        "character special file",
+        "\n{out}"
+    );
+    assert_eq!(out.expect_field("HOST"), "coracle", "\n{out}");
+}
+
 /// CVE-2025-52881 (static form): a tmpfs mounted over /proc/sys by the config must not receive
 /// the sysctl writes the runtime makes (they go through fds checked to be on procfs); create
 /// either refuses or writes the real sysctl.
