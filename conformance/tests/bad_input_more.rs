@@ -660,7 +660,7 @@ fn bad_exec_invocations() {
 fn commands_on_a_stopped_container() {
     let rt = Runtime::new();
     let mut stopped = Bundle::new();
-    stopped.sh("true");
+    stopped.sh("sleep 0.3");
     let sid = rt.new_id();
     rt.create(&sid, &stopped).ok();
     rt.start(&sid).ok();

@@ -300,6 +300,34 @@ fn start_of_a_container_whose_init_died_fails_fast() {
     );
 }
 
+/// `start` of a container whose program exits at once (`true`) succeeds every time: the init
+/// may be gone by the time `start` looks at it, but it did start.
+#[test]
+#[ignore = "race in Container::start: it opens the exec FIFO before taking the init's pidfd, \
+            so an init that execs `true` and exits at once makes start fail with `is stopped: \
+            cannot signal it` (see the security helper's report)"]
+fn start_of_a_container_that_exits_at_once_succeeds() {
+    let rt = Runtime::new();
+    let mut failures = Vec::new();
+    for _ in 0..40 {
+        let mut b = Bundle::new();
+        b.args(&["true"]);
+        let id = rt.new_id();
+        rt.create(&id, &b).ok();
+        let out = rt.start(&id);
+        if !out.success() {
+            failures.push(out.to_string());
+        }
+        rt.delete_force(&id).ok();
+    }
+    assert!(
+        failures.is_empty(),
+        "{} of 40 starts failed:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
+}
+
 /// One `list --format json`: must succeed and parse, and every entry must look complete.
 #[track_caller]
 fn checked_list(rt: &Runtime) -> Vec<Value> {
