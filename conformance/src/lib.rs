@@ -6,6 +6,10 @@
 //! and its own [`Runtime`] with a private `--root`; both clean up on drop, even when the test
 //! fails: containers are force-deleted, leftover processes in the test's cgroup killed, its cgroup
 //! directories removed, and the bundle removed (unless something is still mounted there).
+//!
+//! [`pty`] has the terminal helpers (a pty pair, a `--console-socket` listener receiving the
+//! master over SCM_RIGHTS, a background reader); [`rootless`] a throwaway unprivileged user for
+//! the rootless tests (created with useradd, removed with userdel on drop).
 
 use std::fmt;
 use std::fs;

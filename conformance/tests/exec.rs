@@ -4,9 +4,9 @@
 
 use std::fs;
 use std::process::{Command, Stdio};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use coracle_conformance::{cap_mask, guarded, thaw_cgroup, Bundle, Runtime};
+use coracle_conformance::{cap_mask, existing_cgroup_dirs, guarded, thaw_cgroup, Bundle, Runtime};
 use serde_json::json;
 
 const WAIT: Duration = Duration::from_secs(20);
@@ -369,6 +369,20 @@ fn exec_into_a_paused_container() {
     // --ignore-paused: the exec goes ahead; its process runs once the container is resumed (it
     // joins the frozen cgroup).
     let proc = rt.spawn(&["exec", "--ignore-paused", &id, "echo", "ran-after-resume"]);
+    // Resume only once the exec's process has joined the (frozen) cgroup, so that the exec is
+    // really waiting on the paused container.
+    let procs = || {
+        existing_cgroup_dirs(b.cgroup_path())
+            .iter()
+            .filter_map(|d| fs::read_to_string(d.join("cgroup.procs")).ok())
+            .map(|t| t.lines().count())
+            .max()
+            .unwrap_or(0)
+    };
+    let t = Instant::now();
+    while procs() < 2 && t.elapsed() < Duration::from_secs(5) {
+        std::thread::sleep(Duration::from_millis(10));
+    }
     let resume = rt
         .spawn(&["resume", &id])
         .wait_within(Duration::from_secs(5));
