@@ -18,6 +18,13 @@ fn expect(reader: &PtyReader, needle: &str) -> String {
         .unwrap_or_else(|got| panic!("the terminal never showed {needle:?}; it showed:\n{got}"))
 }
 
+/// Prints `SIZE` then the terminal's size, waiting (up to ~2 s) until it is set: the runtime
+/// copies its terminal's size to the container's pty while the process may already run, so
+/// the first look may see no size (busybox `stty size` then prints nothing, exit 0).
+const SIZE_WHEN_SET: &str = "echo SIZE; i=0; \
+    until s=$(stty size 2>/dev/null); [ -n \"$s\" ] && [ \"$s\" != \"0 0\" ]; do \
+    i=$((i+1)); [ $i -gt 200 ] && break; sleep 0.01; done; echo \"${s:-unset}\"; ";
+
 /// The line of `text` right after the line equal to `marker`.
 fn line_after(text: &str, marker: &str) -> String {
     let mut lines = text.lines();
@@ -97,10 +104,10 @@ fn exec_tty_in_the_foreground_relays_the_terminal() {
     let mut b = Bundle::new();
     b.args(&["sleep", "1000"]);
     let id = rt.run_detached(&b);
-    let script = guarded(
-        "echo TTY; tty; echo SIZE; stty size; [ -t 0 ] && echo STDIN-IS-TTY; read line; \
-         echo got:$line; exit 3",
-    );
+    let script = guarded(&format!(
+        "echo TTY; tty; {SIZE_WHEN_SET}[ -t 0 ] && echo STDIN-IS-TTY; read line; \
+         echo got:$line; exit 3"
+    ));
     let (mut child, mut reader) = under_pty(&rt, &["exec", "-t", &id, "sh", "-c", &script], 21, 66);
     let text = expect(&reader, "STDIN-IS-TTY");
     assert!(
@@ -167,10 +174,10 @@ fn run_detached_with_a_terminal_needs_a_console_socket() {
 fn run_in_the_foreground_relays_the_terminal() {
     let rt = Runtime::new();
     let mut b = Bundle::new();
-    b.terminal(true).sh(
-        "echo TTY; tty; echo SIZE; stty size; [ -t 0 ] && echo STDIN-IS-TTY; read line; \
-         echo got:$line; exit 3",
-    );
+    b.terminal(true).sh(&format!(
+        "echo TTY; tty; {SIZE_WHEN_SET}[ -t 0 ] && echo STDIN-IS-TTY; read line; \
+         echo got:$line; exit 3"
+    ));
     b.write();
     let id = rt.new_id();
     let (mut child, mut reader) = under_pty(&rt, &["run", "--bundle", b.path_str(), &id], 33, 77);
