@@ -12,10 +12,13 @@ if [ "$(id -u)" != 0 ]; then
     exit 1
 fi
 
-# System packages: a static busybox for the test rootfs, runc as the reference runtime.
+# System packages: a static busybox for the test rootfs, runc as the reference runtime,
+# useradd/userdel (passwd) for the rootless tests' throwaway user and newuidmap/newgidmap (uidmap).
 missing=""
 dpkg -s busybox-static >/dev/null 2>&1 || missing="$missing busybox-static"
 command -v runc >/dev/null 2>&1 || missing="$missing runc"
+command -v useradd >/dev/null 2>&1 || missing="$missing passwd"
+command -v newuidmap >/dev/null 2>&1 || missing="$missing uidmap"
 if [ -n "$missing" ]; then
     say "installing$missing"
     export DEBIAN_FRONTEND=noninteractive

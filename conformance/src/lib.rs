@@ -6,6 +6,10 @@
 //! and its own [`Runtime`] with a private `--root`; both clean up on drop, even when the test
 //! fails: containers are force-deleted, leftover processes in the test's cgroup killed, its cgroup
 //! directories removed, and the bundle removed (unless something is still mounted there).
+//!
+//! [`pty`] has the terminal helpers (a pty pair, a `--console-socket` listener receiving the
+//! master over SCM_RIGHTS, a background reader); [`rootless`] a throwaway unprivileged user for
+//! the rootless tests (created with useradd, removed with userdel on drop).
 
 use std::fmt;
 use std::fs;
@@ -19,6 +23,9 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
+
+pub mod pty;
+pub mod rootless;
 
 /// How long one runtime command may take before the test gives up on it and kills it:
 /// `$CORACLE_TEST_TIMEOUT` seconds, 20 by default (a command takes well under a second; a hung
@@ -364,6 +371,57 @@ impl Bundle {
         self.config["root"]["readonly"] = json!(ro);
         self
     }
+
+    /// `process.terminal`.
+    pub fn terminal(&mut self, on: bool) -> &mut Self {
+        self.process()["terminal"] = json!(on);
+        self
+    }
+
+    /// `process.consoleSize`.
+    pub fn console_size(&mut self, height: u32, width: u32) -> &mut Self {
+        self.process()["consoleSize"] = json!({"height": height, "width": width});
+        self
+    }
+
+    /// Appends one hook to `hooks.<kind>` (`prestart`, `createRuntime`, `createContainer`,
+    /// `startContainer`, `poststart`, `poststop`).
+    pub fn hook(
+        &mut self,
+        kind: &str,
+        path: &str,
+        args: &[&str],
+        env: &[&str],
+        timeout: Option<u32>,
+    ) -> &mut Self {
+        if !self.config["hooks"].is_object() {
+            self.config["hooks"] = json!({});
+        }
+        let hooks = &mut self.config["hooks"][kind];
+        if !hooks.is_array() {
+            *hooks = json!([]);
+        }
+        let mut h = json!({"path": path, "args": args, "env": env});
+        if let Some(t) = timeout {
+            h["timeout"] = json!(t);
+        }
+        if let Some(list) = hooks.as_array_mut() {
+            list.push(h);
+        }
+        self
+    }
+
+    /// `linux.uidMappings` from `(containerID, hostID, size)` triples.
+    pub fn uid_mappings(&mut self, maps: &[(u32, u32, u32)]) -> &mut Self {
+        self.linux()["uidMappings"] = id_mappings(maps);
+        self
+    }
+
+    /// `linux.gidMappings` from `(containerID, hostID, size)` triples.
+    pub fn gid_mappings(&mut self, maps: &[(u32, u32, u32)]) -> &mut Self {
+        self.linux()["gidMappings"] = id_mappings(maps);
+        self
+    }
 }
 
 impl Default for Bundle {
@@ -378,6 +436,20 @@ impl Drop for Bundle {
         remove_cgroup_dirs(&self.cgroup_name);
         remove_tree_unless_mounted(&self.dir);
     }
+}
+
+/// A JSON list of id mappings from `(containerID, hostID, size)` triples.
+pub fn id_mappings(maps: &[(u32, u32, u32)]) -> Value {
+    Value::Array(
+        maps.iter()
+            .map(|(c, h, n)| json!({"containerID": c, "hostID": h, "size": n}))
+            .collect(),
+    )
+}
+
+/// `script` prefixed with [`ROOTFS_GUARD`], for `sh -c` in a container (e.g. with `exec`).
+pub fn guarded(script: &str) -> String {
+    format!("{ROOTFS_GUARD}{script}")
 }
 
 /// The config a bundle starts with: `runc spec`, non-terminal, writable root, with a cgroup
@@ -563,11 +635,7 @@ impl fmt::Display for Output {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         writeln!(f, "  command: {}", self.cmd)?;
         match (self.timed_out, self.code) {
-            (true, _) => writeln!(
-                f,
-                "  result:  TIMED OUT after {:?} (killed)",
-                command_timeout()
-            )?,
+            (true, _) => writeln!(f, "  result:  TIMED OUT (killed at the test's time limit)")?,
             (false, Some(c)) => writeln!(f, "  exit:    {c}")?,
             (false, None) => writeln!(f, "  exit:    killed by a signal")?,
         }
@@ -829,6 +897,62 @@ impl Runtime {
         }
     }
 
+    /// Starts the binary with `args` in the background (stdout/stderr to files in the work
+    /// dir); [`Running::wait`] collects the result.
+    pub fn spawn(&self, args: &[&str]) -> Running {
+        self.spawn_command(self.command(args), &self.describe(args))
+    }
+
+    /// Starts a prepared command in the background, like [`Runtime::spawn`].
+    pub fn spawn_command(&self, mut cmd: Command, describe: &str) -> Running {
+        let n = COUNTER.fetch_add(1, Ordering::SeqCst);
+        let out = self.work.join(format!("bg-{n}.out"));
+        let err = self.work.join(format!("bg-{n}.err"));
+        let f = |p: &Path| fs::File::create(p).unwrap_or_else(|e| panic!("{}: {e}", p.display()));
+        cmd.stdout(f(&out)).stderr(f(&err));
+        let child = cmd
+            .spawn()
+            .unwrap_or_else(|e| panic!("spawning {describe}: {e}"));
+        Running {
+            child: Some(child),
+            cmd: describe.to_string(),
+            out,
+            err,
+        }
+    }
+
+    /// `run --detach` of `bundle` under a fresh id (asserting success); returns the id.
+    #[track_caller]
+    pub fn run_detached(&self, bundle: &Bundle) -> String {
+        let id = self.new_id();
+        self.run_id(&id, bundle, &["--detach"]).ok();
+        id
+    }
+
+    /// The container's init pid from `state`.
+    #[track_caller]
+    pub fn init_pid(&self, id: &str) -> i64 {
+        let st = self.state(id);
+        st["pid"]
+            .as_i64()
+            .unwrap_or_else(|| panic!("state of {id} has no pid: {st}"))
+    }
+
+    /// `exec [flags] ID argv...`.
+    pub fn exec_in(&self, id: &str, flags: &[&str], argv: &[&str]) -> Output {
+        let mut args = vec!["exec"];
+        args.extend_from_slice(flags);
+        args.push(id);
+        args.extend_from_slice(argv);
+        self.exec(&args)
+    }
+
+    /// `exec [flags] ID sh -c <guarded script>`.
+    pub fn exec_sh(&self, id: &str, flags: &[&str], script: &str) -> Output {
+        let g = guarded(script);
+        self.exec_in(id, flags, &["sh", "-c", &g])
+    }
+
     /// Whether the state dir holds an entry for `id`.
     pub fn state_dir_exists(&self, id: &str) -> bool {
         self.root.join(id).exists()
@@ -855,6 +979,72 @@ impl Drop for Runtime {
         }
         remove_tree_unless_mounted(&self.root);
         let _ = fs::remove_dir_all(&self.work);
+    }
+}
+
+/// A runtime command running in the background (killed on drop if still running).
+pub struct Running {
+    child: Option<Child>,
+    cmd: String,
+    out: PathBuf,
+    err: PathBuf,
+}
+
+impl Running {
+    /// The command's pid.
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().map(Child::id).unwrap_or_default()
+    }
+
+    /// What it wrote to stdout so far.
+    pub fn stdout_so_far(&self) -> String {
+        fs::read_to_string(&self.out).unwrap_or_default()
+    }
+
+    /// Waits until its stdout contains `needle` (panics after `timeout`, showing the output).
+    #[track_caller]
+    pub fn wait_stdout(&self, needle: &str, timeout: Duration) -> String {
+        let start = Instant::now();
+        loop {
+            let out = self.stdout_so_far();
+            if out.contains(needle) {
+                return out;
+            }
+            assert!(
+                start.elapsed() < timeout,
+                "{} never printed {needle:?}\nstdout:\n{out}\nstderr:\n{}",
+                self.cmd,
+                fs::read_to_string(&self.err).unwrap_or_default()
+            );
+            thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    /// Waits for it (with [`command_timeout`]) and returns its output.
+    pub fn wait(self) -> Output {
+        self.wait_within(command_timeout())
+    }
+
+    /// Waits for it up to `timeout` (then kills it: the output says `timed_out`).
+    pub fn wait_within(mut self, timeout: Duration) -> Output {
+        let status = self.child.as_mut().and_then(|c| wait_timeout(c, timeout));
+        self.child = None;
+        Output {
+            cmd: self.cmd.clone(),
+            code: status.and_then(|s| s.code()),
+            timed_out: status.is_none(),
+            stdout: fs::read_to_string(&self.out).unwrap_or_default(),
+            stderr: fs::read_to_string(&self.err).unwrap_or_default(),
+        }
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
     }
 }
 
@@ -952,8 +1142,25 @@ pub fn existing_cgroup_dirs(path: &str) -> Vec<PathBuf> {
         .collect()
 }
 
-/// SIGKILLs every process in cgroup `path` (a test's own cgroup; never call it on another).
+/// Thaws cgroup `path` (a test's own cgroup) if it is frozen (v1 freezer or v2 cgroup.freeze),
+/// so that its processes can be killed or go on.
+pub fn thaw_cgroup(path: &str) {
+    for dir in existing_cgroup_dirs(path) {
+        let v1 = dir.join("freezer.state");
+        if v1.exists() {
+            let _ = fs::write(&v1, "THAWED");
+        }
+        let v2 = dir.join("cgroup.freeze");
+        if v2.exists() {
+            let _ = fs::write(&v2, "0");
+        }
+    }
+}
+
+/// SIGKILLs every process in cgroup `path` (a test's own cgroup; never call it on another),
+/// thawing it first (a frozen process does not die until thawed).
 fn kill_cgroup(path: &str) {
+    thaw_cgroup(path);
     let mut pids = Vec::new();
     for dir in existing_cgroup_dirs(path) {
         if let Ok(procs) = fs::read_to_string(dir.join("cgroup.procs")) {
