@@ -443,7 +443,6 @@ fn more_bad_configs_fail_create_cleanly() {
 }
 
 #[test]
-#[ignore = "cases the runtime does not reject yet: see PENDING and the security helper's report"]
 fn pending_bad_configs_fail_create_cleanly() {
     let failures: Vec<String> = CASES
         .iter()

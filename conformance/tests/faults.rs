@@ -146,9 +146,6 @@ fn force_delete_after_fault(rt: &Runtime, id: &str, context: &str) -> Output {
 /// `coracle create` SIGKILLed after various delays (so at various steps): `delete --force`
 /// then cleans up everything: no process, cgroup, mount or state dir remains.
 #[test]
-#[ignore = "delete --force exits 0 but leaves the state dir (lock, .state.json.tmp, no \
-            state.json) of a create killed early: it must remove a dir without a readable \
-            state.json (see the security helper's report)"]
 fn create_killed_at_any_moment_is_cleaned_up_by_delete_force() {
     let bin = BinCopy::new();
     let rt = Runtime::new();
@@ -303,9 +300,6 @@ fn start_of_a_container_whose_init_died_fails_fast() {
 /// `start` of a container whose program exits at once (`true`) succeeds every time: the init
 /// may be gone by the time `start` looks at it, but it did start.
 #[test]
-#[ignore = "race in Container::start: it opens the exec FIFO before taking the init's pidfd, \
-            so an init that execs `true` and exits at once makes start fail with `is stopped: \
-            cannot signal it` (see the security helper's report)"]
 fn start_of_a_container_that_exits_at_once_succeeds() {
     let rt = Runtime::new();
     let mut failures = Vec::new();
@@ -357,9 +351,6 @@ fn checked_list(rt: &Runtime) -> Vec<Value> {
 /// 50 concurrent create/start/state/delete cycles on one `--root`, with `list` running all the
 /// while: every command succeeds, no state.json is ever unreadable, and nothing remains.
 #[test]
-#[ignore = "delete races with list/state: ContainerDir::lock opens the lock file with O_CREAT, \
-            so a concurrent list recreates `lock` in a dir being removed and delete fails with \
-            ENOTEMPTY (see the security helper's report)"]
 fn parallel_lifecycles_on_one_root_keep_state_consistent() {
     let _guard = heavy();
     const N: usize = 50;

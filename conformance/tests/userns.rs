@@ -347,8 +347,6 @@ fn rootless_container_with_subordinate_ids() {
 }
 
 #[test]
-#[ignore = "coracle: exec by a non-root user into a rootless container fails (joining the pid \
-            namespace from the parent needs privileges)"]
 fn rootless_exec() {
     let rt = Runtime::new();
     let mut b = Bundle::new();
