@@ -10,6 +10,7 @@
 mod cgroup;
 mod copyup;
 mod dev;
+mod idmap;
 pub mod mountinfo;
 mod mounts;
 pub mod options;
@@ -22,6 +23,7 @@ use std::path::{Path, PathBuf};
 
 use nix::fcntl::OFlag;
 
+pub use idmap::{IdmapPlan, IdmapUserns};
 pub use plan::{DeviceKind, DeviceNode, MountEntry, MountKind, RootfsPlan};
 pub use resolve::{Create, RootHandle};
 
@@ -71,6 +73,23 @@ pub enum RootfsError {
         flags: u64,
         /// Data string.
         data: String,
+        /// Why.
+        #[source]
+        source: io::Error,
+    },
+    /// Making an id-mapped mount failed (in the parent).
+    #[error("mounts[{index}] ({destination}): {op} of {src}{hint}: {source}", destination = .destination.display(), src = .src.display())]
+    Idmap {
+        /// Index in `mounts`.
+        index: usize,
+        /// Its destination.
+        destination: PathBuf,
+        /// Its source.
+        src: PathBuf,
+        /// The step that failed.
+        op: &'static str,
+        /// What the error likely means (may be empty).
+        hint: &'static str,
         /// Why.
         #[source]
         source: io::Error,
