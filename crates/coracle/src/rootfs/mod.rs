@@ -5,7 +5,9 @@
 //! in its new mount namespace, runs [`setup`] (everything up to and including pivot_root) and,
 //! after the createContainer hooks, [`finalize`]. Every path inside the rootfs is resolved with
 //! openat2(RESOLVE_IN_ROOT) through a [`RootHandle`] and every mount lands on an fd, so a
-//! symlink planted in the image never redirects a mount to the host.
+//! symlink planted in the image never redirects a mount to the host. Id-mapped bind mounts
+//! are the exception to "the child mounts": the parent makes them in `from_spec` (they need
+//! the runtime's user namespace, see the `idmap` module) and the child attaches them.
 
 mod cgroup;
 mod copyup;
