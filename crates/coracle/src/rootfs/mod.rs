@@ -5,11 +5,14 @@
 //! in its new mount namespace, runs [`setup`] (everything up to and including pivot_root) and,
 //! after the createContainer hooks, [`finalize`]. Every path inside the rootfs is resolved with
 //! openat2(RESOLVE_IN_ROOT) through a [`RootHandle`] and every mount lands on an fd, so a
-//! symlink planted in the image never redirects a mount to the host.
+//! symlink planted in the image never redirects a mount to the host. Id-mapped bind mounts
+//! are the exception to "the child mounts": the parent makes them in `from_spec` (they need
+//! the runtime's user namespace, see the `idmap` module) and the child attaches them.
 
 mod cgroup;
 mod copyup;
 mod dev;
+mod idmap;
 pub mod mountinfo;
 mod mounts;
 pub mod options;
@@ -22,6 +25,7 @@ use std::path::{Path, PathBuf};
 
 use nix::fcntl::OFlag;
 
+pub use idmap::{IdmapPlan, IdmapUserns};
 pub use plan::{DeviceKind, DeviceNode, MountEntry, MountKind, RootfsPlan};
 pub use resolve::{Create, RootHandle};
 
@@ -71,6 +75,23 @@ pub enum RootfsError {
         flags: u64,
         /// Data string.
         data: String,
+        /// Why.
+        #[source]
+        source: io::Error,
+    },
+    /// Making an id-mapped mount failed (in the parent).
+    #[error("mounts[{index}] ({destination}): {op} of {src}{hint}: {source}", destination = .destination.display(), src = .src.display())]
+    Idmap {
+        /// Index in `mounts`.
+        index: usize,
+        /// Its destination.
+        destination: PathBuf,
+        /// Its source.
+        src: PathBuf,
+        /// The step that failed.
+        op: &'static str,
+        /// What the error likely means (may be empty).
+        hint: &'static str,
         /// Why.
         #[source]
         source: io::Error,

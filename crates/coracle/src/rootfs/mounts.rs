@@ -66,11 +66,27 @@ pub(super) fn bind_entry(
     recursive: bool,
     m: &MountEntry,
 ) -> Result<OwnedFd, RootfsError> {
-    let src = nix::fcntl::open(source, OFlag::O_PATH | OFlag::O_CLOEXEC, Mode::empty())
-        .map_err(|e| io_err("open bind source", source)(e.into()))?;
+    // An id-mapped mount was made by the parent: attach that detached mount.
+    let prepared = match &m.idmap {
+        Some(idmap) => Some(idmap.tree().ok_or_else(|| RootfsError::InvalidMount {
+            index: m.index,
+            destination: m.destination.display().to_string(),
+            reason: "the id-mapped mount was not prepared".into(),
+        })?),
+        None => None,
+    };
+    let opened;
+    let src = match prepared {
+        Some(tree) => tree,
+        None => {
+            opened = nix::fcntl::open(source, OFlag::O_PATH | OFlag::O_CLOEXEC, Mode::empty())
+                .map_err(|e| io_err("open bind source", source)(e.into()))?;
+            opened.as_fd()
+        }
+    };
     if m.destination == Path::new("/proc") {
         // Only a procfs may be bound over /proc.
-        let fs = nix::sys::statfs::fstatfs(&src).map_err(|e| io_err("statfs", source)(e.into()))?;
+        let fs = nix::sys::statfs::fstatfs(src).map_err(|e| io_err("statfs", source)(e.into()))?;
         if fs.filesystem_type() != nix::sys::statfs::PROC_SUPER_MAGIC {
             return Err(RootfsError::Unsafe {
                 path: source.to_path_buf(),
@@ -78,7 +94,7 @@ pub(super) fn bind_entry(
             });
         }
     }
-    let create = if is_dir(src.as_fd(), source)? {
+    let create = if is_dir(src, source)? {
         Create::Dir
     } else {
         Create::File
@@ -87,7 +103,10 @@ pub(super) fn bind_entry(
     let target = root
         .open_or_create(dest, create)
         .map_err(io_err("create mount point", &shown))?;
-    let tree = bind_fd(src.as_fd(), target.as_fd(), recursive, source, &shown)?;
+    let tree = match prepared {
+        Some(tree) => super::idmap::attach(m, tree, target.as_fd(), &shown)?,
+        None => bind_fd(src, target.as_fd(), recursive, source, &shown)?,
+    };
     if let Some(attr) = m.options.bind_attr() {
         setattr(&tree, &shown, false, &attr)?;
     }

@@ -28,19 +28,33 @@ pub struct MountOptions {
     pub rec_attr: Option<MountAttr>,
     /// runc's `tmpcopyup`: copy the directory's old content into the new tmpfs.
     pub tmpcopyup: bool,
+    /// `idmap` or `ridmap`: the bind mount is id-mapped.
+    pub idmap: Option<Idmap>,
+}
+
+/// How far the id-mapping of an `idmap`/`ridmap` mount reaches.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Idmap {
+    /// `idmap`: the top mount only (submounts of an rbind keep their ids).
+    Mount,
+    /// `ridmap`: the mount and all its submounts.
+    Recursive,
 }
 
 /// Why an option list was rejected.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum OptionError {
-    /// An option that coracle does not support (id-mapped mounts).
+    /// An option that coracle does not support (crun's `idmap=uids=...` form).
     Unsupported(String),
 }
 
 impl std::fmt::Display for OptionError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            Self::Unsupported(o) => write!(f, "option {o:?} is not supported"),
+            Self::Unsupported(o) => write!(
+                f,
+                "option {o:?} is not supported (give the mapping as uidMappings/gidMappings)"
+            ),
         }
     }
 }
@@ -145,7 +159,7 @@ pub fn known_options() -> Vec<&'static str> {
         .map(|(w, _)| *w)
         .chain(PROPAGATION_OPTIONS.iter().map(|(w, _)| *w))
         .chain(RECURSIVE_OPTIONS.iter().map(|(w, _)| *w))
-        .chain(["tmpcopyup"])
+        .chain(["tmpcopyup", "idmap", "ridmap"])
         .collect();
     words.sort_unstable();
     words
@@ -184,7 +198,11 @@ impl MountOptions {
                 }
             } else if word == "tmpcopyup" {
                 out.tmpcopyup = true;
-            } else if matches!(word, "idmap" | "ridmap") || word.starts_with("idmap=") {
+            } else if word == "idmap" {
+                out.idmap = Some(Idmap::Mount);
+            } else if word == "ridmap" {
+                out.idmap = Some(Idmap::Recursive);
+            } else if word.starts_with("idmap=") || word.starts_with("ridmap=") {
                 return Err(OptionError::Unsupported(word.to_string()));
             } else if !word.is_empty() {
                 data.push(word);
@@ -310,7 +328,12 @@ mod tests {
     fn extensions() {
         assert!(parse(&["tmpcopyup", "mode=1777"]).tmpcopyup);
         assert_eq!(parse(&["tmpcopyup", "mode=1777"]).data, "mode=1777");
-        for bad in ["idmap", "ridmap", "idmap=uids=0-1000-10"] {
+        assert_eq!(parse(&["bind", "idmap"]).idmap, Some(Idmap::Mount));
+        assert_eq!(parse(&["idmap", "ridmap"]).idmap, Some(Idmap::Recursive));
+        assert_eq!(parse(&["ridmap", "idmap"]).idmap, Some(Idmap::Mount));
+        assert_eq!(parse(&["bind"]).idmap, None);
+        assert_eq!(parse(&["rbind", "ridmap"]).data, "");
+        for bad in ["idmap=uids=0-1000-10", "ridmap=uids=0-1-1"] {
             assert_eq!(
                 MountOptions::parse(&[bad]),
                 Err(OptionError::Unsupported(bad.to_string()))

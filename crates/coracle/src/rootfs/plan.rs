@@ -4,9 +4,12 @@
 use std::path::{Path, PathBuf};
 
 use libc::c_ulong;
-use oci_spec::runtime::{LinuxDevice, LinuxDeviceType, Mount, Spec};
+use oci_spec::runtime::{
+    LinuxDevice, LinuxDeviceType, LinuxIdMapping, LinuxNamespaceType, Mount, Spec,
+};
 
-use super::options::{propagation, MountOptions};
+use super::idmap::{IdmapPlan, IdmapUserns};
+use super::options::{propagation, Idmap, MountOptions};
 use super::resolve::clean_relative;
 use super::RootfsError;
 
@@ -45,6 +48,8 @@ pub struct MountEntry {
     pub kind: MountKind,
     /// Parsed options.
     pub options: MountOptions,
+    /// The id-mapping of an id-mapped bind mount (`idmap`, `ridmap`, `uidMappings`...).
+    pub idmap: Option<IdmapPlan>,
 }
 
 /// The kind of a device node.
@@ -141,14 +146,27 @@ impl RootfsPlan {
     }
 
     /// As [`RootfsPlan::from_spec`], with relative bind sources taken relative to `bundle`.
+    ///
+    /// Id-mapped mounts are made here, in the runtime's user and mount namespace (see
+    /// [`IdmapPlan`]): the plan then holds them as detached mounts, which the child inherits
+    /// and attaches. Needs root (CAP_SYS_ADMIN over the source's filesystem) when there are any.
     pub fn from_spec_in_bundle(
         spec: &Spec,
         rootfs: &Path,
         bundle: &Path,
     ) -> Result<Self, RootfsError> {
+        let mut plan = Self::checked(spec, rootfs, bundle)?;
+        super::idmap::prepare(&mut plan.mounts)?;
+        Ok(plan)
+    }
+
+    /// The checks and conversion of [`RootfsPlan::from_spec_in_bundle`], without its side
+    /// effects (the id-mapped mounts are not made).
+    pub(super) fn checked(spec: &Spec, rootfs: &Path, bundle: &Path) -> Result<Self, RootfsError> {
+        let userns = container_userns(spec);
         let mut mounts = Vec::new();
         for (index, m) in spec.mounts().iter().flatten().enumerate() {
-            mounts.push(check_mount(index, m, bundle)?);
+            mounts.push(check_mount(index, m, bundle, &userns)?);
         }
         let dev_mount = mounts
             .iter()
@@ -288,8 +306,89 @@ fn check_devices(devices_in: Option<&Vec<LinuxDevice>>) -> Result<Vec<DeviceNode
     Ok(devices)
 }
 
+/// The container's user namespace, for `idmap`/`ridmap` mounts without mappings of their own.
+fn container_userns(spec: &Spec) -> Option<IdmapUserns> {
+    let linux = spec.linux().as_ref()?;
+    let ns = linux
+        .namespaces()
+        .iter()
+        .flatten()
+        .find(|n| n.typ() == LinuxNamespaceType::User)?;
+    match ns.path() {
+        Some(p) if !p.as_os_str().is_empty() => Some(IdmapUserns::Join(p.clone())),
+        _ => Some(IdmapUserns::Mappings {
+            uid: linux.uid_mappings().clone().unwrap_or_default(),
+            gid: linux.gid_mappings().clone().unwrap_or_default(),
+        }),
+    }
+}
+
+/// The most lines a uid_map or gid_map takes.
+const MAX_MAP_LINES: usize = 340;
+
+/// Checks the mappings of an id-mapped mount (`field` names them in messages).
+fn check_mappings(field: &str, maps: &[LinuxIdMapping]) -> Result<(), String> {
+    if maps.len() > MAX_MAP_LINES {
+        return Err(format!("{field} has more than {MAX_MAP_LINES} entries"));
+    }
+    for (i, m) in maps.iter().enumerate() {
+        let end = |start: u32| u64::from(start) + u64::from(m.size());
+        if m.size() == 0 || end(m.container_id()) > 1 << 32 || end(m.host_id()) > 1 << 32 {
+            return Err(format!(
+                "{field}[{i}] ({} {} {}) is an empty or out-of-range id range",
+                m.container_id(),
+                m.host_id(),
+                m.size()
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// The id-mapping of `m`: its own `uidMappings`/`gidMappings`, or for a bare `idmap`/`ridmap`
+/// the container's user namespace (runtime-spec 1.2, as runc and crun). `None` when the
+/// mount is not id-mapped.
+fn check_idmap(
+    m: &Mount,
+    options: &MountOptions,
+    is_bind: bool,
+    userns: &Option<IdmapUserns>,
+) -> Result<Option<IdmapPlan>, String> {
+    let given = |v: &Option<Vec<LinuxIdMapping>>| v.as_ref().filter(|v| !v.is_empty()).cloned();
+    let (uid, gid) = (given(m.uid_mappings()), given(m.gid_mappings()));
+    if options.idmap.is_none() && uid.is_none() && gid.is_none() {
+        return Ok(None);
+    }
+    if !is_bind {
+        return Err(
+            "id-mapped mounts (idmap, ridmap, uidMappings, gidMappings) must be bind mounts".into(),
+        );
+    }
+    let userns = match (uid, gid) {
+        (Some(uid), Some(gid)) => {
+            check_mappings("uidMappings", &uid)?;
+            check_mappings("gidMappings", &gid)?;
+            IdmapUserns::Mappings { uid, gid }
+        }
+        (None, None) => userns.clone().ok_or(
+            "idmap/ridmap without uidMappings and gidMappings needs the container's user \
+             namespace, and the container has none",
+        )?,
+        _ => return Err("an id-mapped mount needs both uidMappings and gidMappings".into()),
+    };
+    Ok(Some(IdmapPlan::new(
+        userns,
+        options.idmap == Some(Idmap::Recursive),
+    )))
+}
+
 /// Checks `mounts[index]`.
-fn check_mount(index: usize, m: &Mount, bundle: &Path) -> Result<MountEntry, RootfsError> {
+fn check_mount(
+    index: usize,
+    m: &Mount,
+    bundle: &Path,
+    userns: &Option<IdmapUserns>,
+) -> Result<MountEntry, RootfsError> {
     let dest = m.destination();
     let bad = |reason: String| RootfsError::InvalidMount {
         index,
@@ -303,11 +402,6 @@ fn check_mount(index: usize, m: &Mount, bundle: &Path) -> Result<MountEntry, Roo
     let destination = clean_absolute(dest);
     if destination == Path::new("/") {
         return Err(bad("cannot mount over the container's root".into()));
-    }
-    if m.uid_mappings().is_some() || m.gid_mappings().is_some() {
-        return Err(bad(
-            "id-mapped mounts (uidMappings/gidMappings) are not supported".into(),
-        ));
     }
     let options = MountOptions::parse(m.options().as_deref().unwrap_or_default())
         .map_err(|e| bad(e.to_string()))?;
@@ -349,11 +443,9 @@ fn check_mount(index: usize, m: &Mount, bundle: &Path) -> Result<MountEntry, Roo
         (_, Some(s)) if !s.as_os_str().is_empty() => s.clone(),
         (_, _) => PathBuf::from(typ),
     };
-    let fstype = if matches!(kind, MountKind::Bind { .. }) {
-        "bind"
-    } else {
-        typ
-    };
+    let is_bind = matches!(kind, MountKind::Bind { .. });
+    let idmap = check_idmap(m, &options, is_bind, userns).map_err(bad)?;
+    let fstype = if is_bind { "bind" } else { typ };
     Ok(MountEntry {
         index,
         destination,
@@ -361,6 +453,7 @@ fn check_mount(index: usize, m: &Mount, bundle: &Path) -> Result<MountEntry, Roo
         fstype: fstype.to_string(),
         kind,
         options,
+        idmap,
     })
 }
 
@@ -373,7 +466,7 @@ mod tests {
     }
 
     fn plan(json: &str) -> Result<RootfsPlan, RootfsError> {
-        RootfsPlan::from_spec_in_bundle(&spec(json), Path::new("/r"), Path::new("/bundle"))
+        RootfsPlan::checked(&spec(json), Path::new("/r"), Path::new("/bundle"))
     }
 
     #[test]
@@ -423,6 +516,61 @@ mod tests {
     }
 
     #[test]
+    fn idmap_mappings() {
+        let map = |c: u32, h: u32, n: u32| {
+            oci_spec::runtime::LinuxIdMappingBuilder::default()
+                .container_id(c)
+                .host_id(h)
+                .size(n)
+                .build()
+                .unwrap()
+        };
+        let p = plan(
+            r#"{"ociVersion":"1.0.2","mounts":[
+              {"destination":"/a","source":"/s","options":["bind"],
+               "uidMappings":[{"containerID":1000,"hostID":0,"size":1}],
+               "gidMappings":[{"containerID":5,"hostID":6,"size":7}]},
+              {"destination":"/b","source":"/s","options":["rbind","ridmap"]},
+              {"destination":"/c","source":"/s","options":["bind","idmap"]},
+              {"destination":"/d","source":"/s","options":["bind"]}],
+             "linux":{"namespaces":[{"type":"user"}],
+               "uidMappings":[{"containerID":0,"hostID":100000,"size":65536}],
+               "gidMappings":[{"containerID":0,"hostID":200000,"size":65536}]}}"#,
+        )
+        .unwrap();
+        let m = p.mounts();
+        let a = m[0].idmap.as_ref().unwrap();
+        assert!(!a.recursive && a.tree().is_none());
+        assert_eq!(
+            a.userns,
+            IdmapUserns::Mappings {
+                uid: vec![map(1000, 0, 1)],
+                gid: vec![map(5, 6, 7)]
+            }
+        );
+        let b = m[1].idmap.as_ref().unwrap();
+        assert!(b.recursive);
+        assert_eq!(
+            b.userns,
+            IdmapUserns::Mappings {
+                uid: vec![map(0, 100000, 65536)],
+                gid: vec![map(0, 200000, 65536)]
+            }
+        );
+        assert!(!m[2].idmap.as_ref().unwrap().recursive);
+        assert!(m[3].idmap.is_none());
+        let p = plan(
+            r#"{"ociVersion":"1.0.2","mounts":[{"destination":"/a","source":"/s","options":["bind","idmap"]}],
+             "linux":{"namespaces":[{"type":"user","path":"/proc/1/ns/user"}]}}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            p.mounts()[0].idmap.as_ref().unwrap().userns,
+            IdmapUserns::Join(PathBuf::from("/proc/1/ns/user"))
+        );
+    }
+
+    #[test]
     fn dev_bind_skips_devices() {
         let p = plan(
             r#"{"ociVersion":"1.0.2","mounts":[{"destination":"/dev","source":"/dev","options":["rbind"]}]}"#,
@@ -435,8 +583,24 @@ mod tests {
     fn errors_name_the_field() {
         let cases = [
             (
-                r#""mounts":[{"destination":"/a","type":"tmpfs"},{"destination":"/proc","type":"proc","options":["idmap"]}]"#,
-                "mounts[1] (/proc): option \"idmap\" is not supported",
+                r#""mounts":[{"destination":"/a","type":"tmpfs"},{"destination":"/proc","type":"proc","options":["idmap=uids=0-1-1"]}]"#,
+                "mounts[1] (/proc): option \"idmap=uids=0-1-1\" is not supported (give the mapping as uidMappings/gidMappings)",
+            ),
+            (
+                r#""mounts":[{"destination":"/a","type":"tmpfs","options":["idmap"]}]"#,
+                "mounts[0] (/a): id-mapped mounts (idmap, ridmap, uidMappings, gidMappings) must be bind mounts",
+            ),
+            (
+                r#""mounts":[{"destination":"/a","source":"/s","options":["bind","ridmap"]}]"#,
+                "mounts[0] (/a): idmap/ridmap without uidMappings and gidMappings needs the container's user namespace, and the container has none",
+            ),
+            (
+                r#""mounts":[{"destination":"/a","source":"/s","options":["bind"],"uidMappings":[{"containerID":0,"hostID":1,"size":1}]}]"#,
+                "mounts[0] (/a): an id-mapped mount needs both uidMappings and gidMappings",
+            ),
+            (
+                r#""mounts":[{"destination":"/a","source":"/s","options":["bind"],"uidMappings":[{"containerID":0,"hostID":1,"size":1}],"gidMappings":[{"containerID":4294967295,"hostID":1,"size":2}]}]"#,
+                "mounts[0] (/a): gidMappings[0] (4294967295 1 2) is an empty or out-of-range id range",
             ),
             (
                 r#""mounts":[{"destination":"/a"}]"#,

@@ -517,3 +517,188 @@ fn bind_onto_and_open_on_fs() {
     })
     .unwrap();
 }
+
+/// uid/gid of `path`.
+fn owner(path: &str) -> Result<(u32, u32), String> {
+    let st = std::fs::metadata(path).map_err(|e| format!("stat {path}: {e}"))?;
+    Ok((st.uid(), st.gid()))
+}
+
+fn expect_owner(path: &str, want: (u32, u32)) -> Result<(), String> {
+    let got = owner(path)?;
+    check(
+        got == want,
+        &format!("{path}: owner {got:?}, want {want:?}"),
+    )
+}
+
+/// A directory owned by 1000:1000 with a file, and (in the caller's mount namespace) a tmpfs
+/// under it with a file owned by 1000:1000, the whole made a shared mount.
+fn idmap_source(dir: &Path) -> Result<(), String> {
+    let s = |e: std::io::Error| e.to_string();
+    let chown = |p: &Path| {
+        nix::unistd::chown(p, Some(1000.into()), Some(1000.into())).map_err(|e| e.to_string())
+    };
+    std::fs::create_dir_all(dir.join("sub")).map_err(s)?;
+    std::fs::write(dir.join("f"), b"f").map_err(s)?;
+    chown(dir)?;
+    chown(&dir.join("f"))?;
+    let m = |src: Option<&Path>, fstype: Option<&str>, flags| {
+        crate::sys::fs::mount(src, &dir.join("sub"), fstype, flags, None)
+            .map_err(|e| format!("mount: {e}"))
+    };
+    m(Some(Path::new("tmpfs")), Some("tmpfs"), 0)?;
+    std::fs::write(dir.join("sub/g"), b"g").map_err(s)?;
+    chown(&dir.join("sub/g"))?;
+    crate::sys::fs::mount(Some(dir), dir, None, libc::MS_BIND | libc::MS_REC, None)
+        .map_err(|e| format!("bind: {e}"))?;
+    crate::sys::fs::mount(None, dir, None, libc::MS_SHARED | libc::MS_REC, None)
+        .map_err(|e| format!("make shared: {e}"))
+}
+
+fn idmap_spec(fx: &Fixture, extra: &str) -> oci_spec::runtime::Spec {
+    let map = r#""uidMappings":[{"containerID":1000,"hostID":0,"size":1}],
+                 "gidMappings":[{"containerID":1000,"hostID":0,"size":1}]"#;
+    let json = format!(
+        r#"{{"ociVersion":"1.0.2","root":{{"path":"rootfs"}},
+        "mounts":[
+          {{"destination":"/proc","type":"proc","source":"proc"}},
+          {{"destination":"/id","source":"{src}","options":["bind"],{map}}},
+          {{"destination":"/rid","source":"{src}","options":["rbind","ridmap","ro"],{map}}},
+          {{"destination":"/top","source":"{src}","options":["rbind","idmap"],{map}}},
+          {{"destination":"/plain","source":"{src}","options":["rbind"]}},
+          {{"destination":"/etc/idfile","source":"{src}/f","options":["bind","idmap"],{map}}}
+        ]{extra}}}"#,
+        src = fx.path("idvol"),
+    );
+    serde_json::from_str(&json).unwrap()
+}
+
+/// What every id-mapped test container sees, with `root` the uid/gid the host's 0 shows as
+/// and `other` what the unmapped 1000 shows as.
+fn check_idmapped(root: u32, other: u32) -> Result<(), String> {
+    expect_owner("/id", (root, root))?;
+    expect_owner("/id/f", (root, root))?;
+    expect_owner("/etc/idfile", (root, root))?;
+    expect_owner("/plain/f", (other, other))?;
+    expect_owner("/plain/sub/g", (other, other))?;
+    // ridmap: the submount is id-mapped too; idmap on an rbind: only the top mount.
+    expect_owner("/rid/f", (root, root))?;
+    expect_owner("/rid/sub/g", (root, root))?;
+    expect_owner("/top/f", (root, root))?;
+    expect_owner("/top/sub/g", (other, other))?;
+    let infos = mountinfo::read_self().map_err(|e| e.to_string())?;
+    let id = find(&infos, "/id")?;
+    check(
+        !id.is_shared(),
+        "the id-mapped mount is no peer of the host's",
+    )?;
+    check(find(&infos, "/rid")?.has_option("ro"), "ro on /rid")?;
+    check(
+        errno_of(std::fs::write("/rid/new", b"x")) == Some(libc::EROFS),
+        "/rid read-only",
+    )
+}
+
+#[test]
+fn idmapped_binds_in_child() {
+    let fx = Fixture::new("idmap");
+    let spec = idmap_spec(&fx, "");
+    let rootfs = fx.rootfs();
+    let src = PathBuf::from(fx.path("idvol"));
+    run_in_child(move || {
+        private_ns()?;
+        idmap_source(&src)?;
+        let plan = RootfsPlan::from_spec(&spec, &rootfs).map_err(|e| format!("plan: {e}"))?;
+        setup(&plan, SetupOptions::default()).map_err(|e| format!("setup: {e}"))?;
+        check_idmapped(0, 1000)?;
+        // Writes through the id-mapped mount land as the on-disk id.
+        std::fs::write("/id/w", b"w").map_err(|e| e.to_string())?;
+        expect_owner("/id/w", (0, 0))?;
+        expect_owner("/plain/w", (1000, 1000))
+    })
+    .unwrap();
+}
+
+/// The mounts are made by the runtime (here the first child, in the initial user namespace);
+/// the container child, inside its own user namespace (0 mapped to 0, nothing else), only
+/// attaches them.
+#[test]
+fn idmapped_binds_in_user_ns() {
+    let fx = Fixture::new("idmap-userns");
+    let spec = idmap_spec(&fx, "");
+    let rootfs = fx.rootfs();
+    let src = PathBuf::from(fx.path("idvol"));
+    run_in_child(move || {
+        private_ns()?;
+        idmap_source(&src)?;
+        let plan = RootfsPlan::from_spec(&spec, &rootfs).map_err(|e| format!("plan: {e}"))?;
+        run_in_child(move || {
+            user_ns()?;
+            run_in_child(move || {
+                let opts = SetupOptions {
+                    in_user_ns: true,
+                    ..SetupOptions::default()
+                };
+                setup(&plan, opts).map_err(|e| format!("setup: {e}"))?;
+                check_idmapped(0, 65534)
+            })
+        })
+    })
+    .unwrap();
+}
+
+/// A bare `idmap` takes the container's user namespace mappings.
+#[test]
+fn idmap_takes_the_container_mappings() {
+    let fx = Fixture::new("idmap-implied");
+    let json = format!(
+        r#"{{"ociVersion":"1.0.2","root":{{"path":"rootfs"}},
+        "mounts":[{{"destination":"/id","source":"{src}","options":["rbind","ridmap"]}}],
+        "linux":{{"namespaces":[{{"type":"user"}},{{"type":"mount"}}],
+          "uidMappings":[{{"containerID":0,"hostID":1000,"size":10}}],
+          "gidMappings":[{{"containerID":0,"hostID":1000,"size":10}}]}}}}"#,
+        src = fx.path("idvol"),
+    );
+    let spec: oci_spec::runtime::Spec = serde_json::from_str(&json).unwrap();
+    let rootfs = fx.rootfs();
+    let src = PathBuf::from(fx.path("idvol"));
+    run_in_child(move || {
+        private_ns()?;
+        idmap_source(&src)?;
+        std::fs::write(src.join("sub/z"), b"z").map_err(|e| e.to_string())?;
+        let plan = RootfsPlan::from_spec(&spec, &rootfs).map_err(|e| format!("plan: {e}"))?;
+        let m = &plan.mounts()[0];
+        check(
+            m.idmap.as_ref().is_some_and(|i| i.recursive),
+            "ridmap is recursive",
+        )?;
+        setup(&plan, SetupOptions::default()).map_err(|e| format!("setup: {e}"))?;
+        // On disk 0-9 (the container's ids) show as host 1000-1009; the files owned by 1000
+        // on disk are unmapped in this mapping and show as the overflow id.
+        expect_owner("/id/f", (65534, 65534))?;
+        expect_owner("/id/sub/z", (1000, 1000))
+    })
+    .unwrap();
+}
+
+#[test]
+fn idmap_on_a_filesystem_without_support() {
+    let fx = Fixture::new("idmap-unsupported");
+    let json = r#"{"ociVersion":"1.0.2","root":{"path":"rootfs"},
+        "mounts":[{"destination":"/k","source":"/proc/sys","options":["bind"],
+          "uidMappings":[{"containerID":0,"hostID":1000,"size":1}],
+          "gidMappings":[{"containerID":0,"hostID":1000,"size":1}]}]}"#;
+    let spec: oci_spec::runtime::Spec = serde_json::from_str(json).unwrap();
+    let err = RootfsPlan::from_spec(&spec, &fx.rootfs()).unwrap_err();
+    assert!(
+        matches!(&err, RootfsError::Idmap { source, .. } if source.raw_os_error() == Some(libc::EINVAL)),
+        "{err:?}"
+    );
+    assert_eq!(
+        err.to_string(),
+        "mounts[0] (/k): id-map the mount (mount_setattr MOUNT_ATTR_IDMAP) of /proc/sys: the \
+         filesystem (or, with ridmap, one mounted below the source) does not support id-mapped \
+         mounts: Invalid argument (os error 22)"
+    );
+}

@@ -3,7 +3,7 @@
 
 use std::ffi::{CStr, CString};
 use std::io;
-use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 
@@ -41,6 +41,9 @@ pub const MOUNT_ATTR_STRICTATIME: u64 = 0x0000_0020;
 pub const MOUNT_ATTR_NODIRATIME: u64 = 0x0000_0080;
 /// `MOUNT_ATTR_NOSYMFOLLOW`.
 pub const MOUNT_ATTR_NOSYMFOLLOW: u64 = 0x0020_0000;
+/// `MOUNT_ATTR_IDMAP`: id-map the mount through the user namespace in
+/// [`MountAttr::userns_fd`] (a detached mount only, before it is attached).
+pub const MOUNT_ATTR_IDMAP: u64 = 0x0010_0000;
 
 /// `AT_RECURSIVE` for open_tree and mount_setattr.
 pub const AT_RECURSIVE: u32 = 0x8000;
@@ -61,7 +64,7 @@ pub struct MountAttr {
     pub attr_clr: u64,
     /// `MS_SHARED`, `MS_SLAVE`, `MS_PRIVATE` or `MS_UNBINDABLE`, or 0 to leave it.
     pub propagation: u64,
-    /// A user namespace fd for `MOUNT_ATTR_IDMAP` (unused here: 0).
+    /// A user namespace fd for [`MOUNT_ATTR_IDMAP`] (0 otherwise).
     pub userns_fd: u64,
 }
 
@@ -240,6 +243,73 @@ pub fn mount(
     Ok(())
 }
 
+/// The attributes that id-map a detached mount through the user namespace `userns`.
+pub fn idmap_attr(userns: BorrowedFd<'_>) -> MountAttr {
+    MountAttr {
+        attr_set: MOUNT_ATTR_IDMAP,
+        userns_fd: u64::from(userns.as_raw_fd().cast_unsigned()),
+        ..MountAttr::default()
+    }
+}
+
+/// A short-lived child process in a new user namespace of its own, created only to give that
+/// namespace its uid/gid maps (written by the caller to `/proc/PID/uid_map` and `gid_map`,
+/// relative to the caller's user namespace) and to hand out an fd to it
+/// ([`UserNsChild::ns_fd`]), as id-mapped mounts need. The child does nothing but wait; it is
+/// killed and reaped on drop, and dies with its parent.
+#[derive(Debug)]
+pub struct UserNsChild {
+    pid: libc::pid_t,
+    pidfd: OwnedFd,
+}
+
+impl UserNsChild {
+    /// Clones the waiting child with `CLONE_NEWUSER`.
+    pub fn spawn() -> io::Result<Self> {
+        // SAFETY: getpid has no preconditions.
+        let parent = unsafe { libc::getpid() };
+        // SAFETY: the child only makes async-signal-safe system calls (prctl, getppid, pause,
+        // _exit) and never returns from this function, so a multi-threaded caller is fine.
+        let cloned = unsafe { super::process::clone3(libc::CLONE_NEWUSER as u64, None)? };
+        match cloned {
+            super::process::CloneResult::Child => {
+                // SAFETY: async-signal-safe system calls only; the child ends in _exit or is
+                // killed while in pause.
+                unsafe {
+                    libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+                    if libc::getppid() != parent {
+                        libc::_exit(0);
+                    }
+                    loop {
+                        libc::pause();
+                    }
+                }
+            }
+            super::process::CloneResult::Parent { pid, pidfd } => Ok(Self { pid, pidfd }),
+        }
+    }
+
+    /// The child's pid (for `/proc/PID/uid_map`).
+    pub fn pid(&self) -> libc::pid_t {
+        self.pid
+    }
+
+    /// Opens the child's user namespace (`/proc/PID/ns/user`).
+    pub fn ns_fd(&self) -> io::Result<OwnedFd> {
+        let path = format!("/proc/{}/ns/user", self.pid);
+        Ok(std::fs::File::open(path)?.into())
+    }
+}
+
+impl Drop for UserNsChild {
+    fn drop(&mut self) {
+        // The child is ours and unreaped, so the pidfd still names it; errors (already dead,
+        // reaped by someone else) leave nothing to do.
+        let _ = super::process::pidfd_send_signal(self.pidfd.as_fd(), libc::SIGKILL);
+        let _ = super::process::pidfd_wait(self.pidfd.as_fd(), false);
+    }
+}
+
 /// The `/proc/self/fd/N` path of `fd`, to give an fd to a path-based system call (mount(2)):
 /// the kernel follows the magic link to the very object the fd refers to.
 pub fn fd_path(fd: BorrowedFd<'_>) -> std::path::PathBuf {
@@ -287,7 +357,6 @@ pub(crate) fn run_in_child(f: impl FnOnce() -> Result<(), String>) -> Result<(),
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::os::fd::AsFd;
 
     #[test]
     fn openat2_in_root_stays_inside() {
