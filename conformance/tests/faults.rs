@@ -220,8 +220,6 @@ const FAILPOINTS: &[&str] = &[
 /// `coracle create` SIGKILLed (by itself) at each named step: `delete --force` succeeds and
 /// leaves no cgroup, mount, state dir or process.
 #[test]
-#[ignore = "needs the test-only failpoint CORACLE_FAILPOINT=<step> in create (see the security \
-            helper's report)"]
 fn create_killed_at_each_failpoint_is_cleaned_up_by_delete_force() {
     let bin = BinCopy::new();
     let rt = Runtime::new();

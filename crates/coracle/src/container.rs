@@ -172,6 +172,7 @@ impl Container {
         .map_err(ContainerError::from)?;
         let mut cgroup = Cgroup::resolve(config.cgroups_path.as_deref(), id)?;
         let dir = ContainerDir::create(root, id)?;
+        failpoint("after-state-dir");
         let mut guard = CreateGuard {
             dir: Some(dir),
             cgroup: None,
@@ -193,12 +194,21 @@ impl Container {
             cgroup: cgroup.clone(),
             started: false,
             config: config.spec.clone(),
+            // The cgroup directories about to be made: a create killed while making them
+            // leaves a record from which delete can remove them.
+            cgroup_pending: cgroup
+                .paths()
+                .into_iter()
+                .map(|(_, p)| p)
+                .filter(|p| !p.exists())
+                .collect(),
         };
         let dir = guard
             .dir
             .as_ref()
             .ok_or(ContainerError::Unsupported("state"))?;
         dir.write(&record)?;
+        failpoint("after-creating-record");
         let fifo = make_fifo(&dir.fifo_path())?;
         // Without root, a cgroup we may not make is skipped with a warning, as runc does.
         let in_cgroup = match cgroup.create() {
@@ -221,8 +231,11 @@ impl Container {
         };
         guard.cgroup = Some(cgroup.clone());
         record.cgroup = cgroup.clone();
+        record.cgroup_pending.clear();
         // Recorded at once, so that a delete after a crash finds the directories.
+        failpoint("after-cgroup");
         dir.write(&record)?;
+        failpoint("after-cgroup-record");
 
         let (parent_end, child_end) = sync::pair().map_err(ContainerError::from)?;
         let clone_target = if in_cgroup {
@@ -239,6 +252,9 @@ impl Container {
         let (pid, pidfd) = match cloned.map_err(sys_err("clone3"))? {
             CloneResult::Child => {
                 drop(parent_end);
+                if let Some(dir) = &guard.dir {
+                    dir.release_in_child();
+                }
                 let args = InitArgs {
                     id,
                     config: &config,
@@ -254,6 +270,7 @@ impl Container {
             }
             CloneResult::Parent { pid, pidfd } => (pid, pidfd),
         };
+        failpoint("after-clone");
         drop(for_children);
         drop(child_end);
         drop(fifo);
@@ -270,9 +287,11 @@ impl Container {
         parent_end
             .send(&Message::Go)
             .map_err(ContainerError::from)?;
+        failpoint("after-go");
         if clone_target.is_none() && in_cgroup {
             cgroup.add_pid(pid)?;
         }
+        failpoint("after-id-maps");
         // prestart and createRuntime hooks: the namespaces exist, nothing is mounted yet.
         record.state.pid = pid;
         let hooks = config.spec.hooks().as_ref();
@@ -280,11 +299,15 @@ impl Container {
             .map_err(ContainerError::from)?;
         hooks::run_all(hooks, hooks::Kind::CreateRuntime, &record.state)
             .map_err(ContainerError::from)?;
+        failpoint("after-hooks");
         // A child that failed meanwhile has sent its error: the wait below reports it.
         let _ = parent_end.send(&Message::Placed);
         loop {
             match parent_end.recv_with_fd("Ready", Some(SETUP_TIMEOUT)) {
-                Ok((Message::Ready, _)) => break,
+                Ok((Message::Ready, _)) => {
+                    failpoint("after-ready");
+                    break;
+                }
                 Ok((Message::SeccompFd, Some(fd))) => {
                     let mut st = record.state.clone();
                     st.status = Status::Creating;
@@ -308,11 +331,13 @@ impl Container {
         if let Some(pid_file) = &opts.pid_file {
             write_pid_file(pid_file, pid)?;
         }
+        failpoint("before-final-record");
         let dir = guard
             .dir
             .as_ref()
             .ok_or(ContainerError::Unsupported("state"))?;
         dir.write(&record)?;
+        failpoint("after-final-record");
         // Success: disarm the guard.
         let pidfd = guard.child.take();
         guard.cgroup = None;
@@ -546,6 +571,11 @@ impl Container {
             std::thread::sleep(Duration::from_millis(10));
         }
         cgroup.destroy()?;
+        for path in &self.record.cgroup_pending {
+            // Made by a create that died before recording them; rmdir only removes an empty
+            // cgroup, and a missing one is fine.
+            let _ = std::fs::remove_dir(path);
+        }
         let mut st = self.record.state.clone();
         st.status = Status::Stopped;
         let hooks = self.record.config.hooks().clone();
@@ -635,4 +665,13 @@ pub(crate) fn forward_seccomp_fd(
     crate::seccomp::send_to_listener(path, fd.as_fd(), &json)
         .map_err(crate::spec::SpecError::from)?;
     Ok(())
+}
+
+/// Test-only fault injection: with `CORACLE_FAILPOINT=<step>` in a debug build, the runtime
+/// kills itself with SIGKILL at that step of `create` (conformance/tests/faults.rs checks that
+/// `delete --force` then cleans up). Release builds compile it away.
+fn failpoint(step: &str) {
+    if cfg!(debug_assertions) && std::env::var("CORACLE_FAILPOINT").is_ok_and(|v| v == step) {
+        let _ = nix::sys::signal::raise(Signal::SIGKILL);
+    }
 }

@@ -139,6 +139,9 @@ pub struct Record {
     pub started: bool,
     /// The bundle's config as it was at create (the defaults of `exec`).
     pub config: oci_spec::runtime::Spec,
+    /// cgroup directories `create` was about to make (cleared once it recorded the cgroup).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub cgroup_pending: Vec<std::path::PathBuf>,
 }
 
 /// The file names inside a container's directory.
@@ -240,6 +243,13 @@ impl ContainerDir {
             path,
             _lock: lock,
         })
+    }
+
+    /// In a process cloned while this value is held: drops this process's reference to the
+    /// lock without unlocking it, so that the clone does not keep the container locked.
+    pub fn release_in_child(&self) {
+        use std::os::fd::AsFd;
+        crate::sys::process::close_inherited(self._lock.as_fd());
     }
 
     /// The container id.

@@ -309,3 +309,12 @@ pub fn window_size(fd: BorrowedFd<'_>) -> Option<(u16, u16)> {
     cvt(unsafe { libc::ioctl(fd.as_raw_fd(), libc::TIOCGWINSZ, &mut ws) }).ok()?;
     Some((ws.ws_row, ws.ws_col))
 }
+
+/// Closes `fd` in the calling process only. For an fd a cloned child inherited and must not
+/// keep (closing is not unlocking: a flock held through the same open file stays held by the
+/// parent, and is released only when the last holder closes it).
+pub fn close_inherited(fd: BorrowedFd<'_>) {
+    // SAFETY: the caller's copy of the fd table holds this fd; the owner in this process is
+    // never used again (the child leaves by execve or _exit), so nothing closes it twice.
+    let _ = unsafe { libc::close(fd.as_raw_fd()) };
+}
