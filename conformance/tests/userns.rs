@@ -120,7 +120,6 @@ fn user_namespace_with_mappings() {
 }
 
 #[test]
-#[ignore = "idmapped mounts are not implemented in coracle yet (the rootfs rejects the idmap option)"]
 fn idmapped_bind_mount_shows_the_mapped_owner() {
     let rt = Runtime::new();
     let mut b = userns_bundle();
@@ -129,6 +128,8 @@ fn idmapped_bind_mount_shows_the_mapped_owner() {
     fs::write(src.join("owned-by-1000"), "x").unwrap();
     chown(src.join("owned-by-1000"), Some(1000), Some(1000)).unwrap();
     fs::write(src.join("owned-by-root"), "x").unwrap();
+    // The container's root (an unprivileged host uid) cannot make the mount point itself.
+    fs::create_dir_all(b.path().join("rootfs/mnt/idmapped")).unwrap();
     if let Some(m) = b.config["mounts"].as_array_mut() {
         m.push(json!({
             "destination": "/mnt/idmapped",
