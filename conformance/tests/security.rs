@@ -263,9 +263,6 @@ fn copy_runtime_libs(rootfs: &Path) {
 /// runtime process runs any more, reopens it for writing. The in-container runtime is held on a
 /// FIFO (its `--log`, opened on error) so the race is deterministic.
 #[test]
-#[ignore = "coracle exec/create run the user's program from a process whose /proc/self/exe is \
-            the host runtime binary: needs a read-only (or sealed memfd) view of the binary, see \
-            the security helper's report"]
 fn cve_2019_5736_runtime_binary_run_inside_the_container() {
     let bin = BinCopy::new();
     let rt = Runtime::new();
@@ -317,9 +314,6 @@ fn cve_2019_5736_runtime_binary_run_inside_the_container() {
 /// CVE-2019-5736 with CAP_SYS_PTRACE in the container: non-dumpable alone does not stop a
 /// process holding CAP_SYS_PTRACE in the host user namespace from opening /proc/PID/exe.
 #[test]
-#[ignore = "with CAP_SYS_PTRACE the container opens /proc/PID/exe of the exec process (visible \
-            in its pid namespace) and overwrites the runtime binary: needs the same read-only \
-            or sealed view of the binary as the /proc/self/exe case"]
 fn cve_2019_5736_exec_with_cap_sys_ptrace() {
     let bin = BinCopy::new();
     let rt = Runtime::new();

@@ -290,7 +290,15 @@ fn run(cli: &Cli) -> Result<u8> {
         }
         Command::Delete { force: true, id } => Container::delete_forced(id, root)?,
         Command::Delete { force: false, id } => Container::load(id, root)?.delete(false)?,
-        Command::Exec(args) => return exec(root, args),
+        Command::Exec(args) => {
+            // The exec'd process joins a running container whose processes could reach it:
+            // run from a read-only view of our binary (a no-op when already so; without the
+            // privilege for it, rootless, the binary is not ours to protect).
+            if !coracle::sys::fs::self_exe_is_readonly() {
+                let _ = coracle::sys::fs::reexec_from_readonly_view();
+            }
+            return exec(root, args);
+        }
         Command::Features => print_json(&features::features())?,
         Command::Cgroup(cmd) => return cgroup_cmds::run(root, cmd),
 

@@ -389,3 +389,48 @@ mod tests {
         assert_eq!(err.raw_os_error(), Some(libc::ENOENT));
     }
 }
+
+/// Whether the running binary (/proc/self/exe) lies on a read-only mount.
+pub fn self_exe_is_readonly() -> bool {
+    nix::sys::statvfs::statvfs("/proc/self/exe")
+        .map(|s| s.flags().contains(nix::sys::statvfs::FsFlags::ST_RDONLY))
+        .unwrap_or(false)
+}
+
+/// Re-executes the running binary, with the same arguments and environment, from a private
+/// read-only bind mount of itself (open_tree + mount_setattr(MOUNT_ATTR_RDONLY) + execveat):
+/// a container that reaches this process's /proc/PID/exe can then not write the runtime
+/// binary (CVE-2019-5736), and nothing is copied. Returns only on failure.
+pub fn reexec_from_readonly_view() -> io::Error {
+    let run = || -> io::Result<std::convert::Infallible> {
+        let exe = nix::fcntl::open(
+            "/proc/self/exe",
+            nix::fcntl::OFlag::O_PATH | nix::fcntl::OFlag::O_CLOEXEC,
+            nix::sys::stat::Mode::empty(),
+        )?;
+        let tree = open_tree(exe.as_fd(), OPEN_TREE_CLONE)?;
+        let attr = MountAttr {
+            attr_set: MOUNT_ATTR_RDONLY,
+            ..MountAttr::default()
+        };
+        mount_setattr(tree.as_fd(), false, &attr)?;
+        let to_c = |s: std::ffi::OsString| {
+            std::ffi::CString::new(std::os::unix::ffi::OsStringExt::into_vec(s))
+        };
+        let args: Vec<std::ffi::CString> =
+            std::env::args_os().map(to_c).collect::<Result<_, _>>()?;
+        let env: Vec<std::ffi::CString> = std::env::vars_os()
+            .map(|(k, v)| {
+                let mut kv = k;
+                kv.push("=");
+                kv.push(v);
+                to_c(kv)
+            })
+            .collect::<Result<_, _>>()?;
+        Ok(nix::unistd::fexecve(tree.as_fd(), &args, &env)?)
+    };
+    match run() {
+        Ok(never) => match never {},
+        Err(e) => e,
+    }
+}
