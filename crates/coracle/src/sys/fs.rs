@@ -354,42 +354,6 @@ pub(crate) fn run_in_child(f: impl FnOnce() -> Result<(), String>) -> Result<(),
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn openat2_in_root_stays_inside() {
-        let dir = tempfile::tempdir().unwrap();
-        std::fs::create_dir(dir.path().join("etc")).unwrap();
-        std::fs::write(dir.path().join("etc/x"), b"inside").unwrap();
-        std::os::unix::fs::symlink("/etc", dir.path().join("link")).unwrap();
-        std::os::unix::fs::symlink("../../../../etc/x", dir.path().join("up")).unwrap();
-        let root = std::fs::File::open(dir.path()).unwrap();
-        for p in ["link/x", "up", "/etc/x", "../etc/x"] {
-            let fd = openat2(
-                root.as_fd(),
-                Path::new(p),
-                libc::O_RDONLY,
-                0,
-                RESOLVE_IN_ROOT,
-            )
-            .unwrap();
-            let got = std::fs::read_to_string(fd_path(fd.as_fd())).unwrap();
-            assert_eq!(got, "inside", "{p}");
-        }
-        let err = openat2(
-            root.as_fd(),
-            Path::new("nope"),
-            libc::O_RDONLY,
-            0,
-            RESOLVE_IN_ROOT,
-        )
-        .unwrap_err();
-        assert_eq!(err.raw_os_error(), Some(libc::ENOENT));
-    }
-}
-
 /// Whether the running binary (/proc/self/exe) lies on a read-only mount.
 pub fn self_exe_is_readonly() -> bool {
     nix::sys::statvfs::statvfs("/proc/self/exe")
@@ -432,5 +396,41 @@ pub fn reexec_from_readonly_view() -> io::Error {
     match run() {
         Ok(never) => match never {},
         Err(e) => e,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn openat2_in_root_stays_inside() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("etc")).unwrap();
+        std::fs::write(dir.path().join("etc/x"), b"inside").unwrap();
+        std::os::unix::fs::symlink("/etc", dir.path().join("link")).unwrap();
+        std::os::unix::fs::symlink("../../../../etc/x", dir.path().join("up")).unwrap();
+        let root = std::fs::File::open(dir.path()).unwrap();
+        for p in ["link/x", "up", "/etc/x", "../etc/x"] {
+            let fd = openat2(
+                root.as_fd(),
+                Path::new(p),
+                libc::O_RDONLY,
+                0,
+                RESOLVE_IN_ROOT,
+            )
+            .unwrap();
+            let got = std::fs::read_to_string(fd_path(fd.as_fd())).unwrap();
+            assert_eq!(got, "inside", "{p}");
+        }
+        let err = openat2(
+            root.as_fd(),
+            Path::new("nope"),
+            libc::O_RDONLY,
+            0,
+            RESOLVE_IN_ROOT,
+        )
+        .unwrap_err();
+        assert_eq!(err.raw_os_error(), Some(libc::ENOENT));
     }
 }
