@@ -17,15 +17,20 @@
 //! them. Every operation is a function over directory paths, so tests run against temp dirs via
 //! [`Cgroup::resolve_with`] and a fake [`HostInfo`].
 
+mod apply_v1;
+mod apply_v2;
+pub mod devices_bpf;
 pub mod freezer;
 pub mod fsops;
 pub mod host;
+pub mod resources;
 pub mod v1;
 pub mod v2;
 
 use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
 
+use oci_spec::runtime::{LinuxDevice, LinuxResources};
 use serde::{Deserialize, Serialize};
 
 pub use host::{HostInfo, Mode};
@@ -104,6 +109,91 @@ pub enum CgroupError {
     FreezeTimeout {
         /// The cgroup directory.
         path: PathBuf,
+    },
+    /// A `linux.resources` value is out of range or malformed.
+    #[error("{field}: {reason}")]
+    Invalid {
+        /// The spec field (`linux.resources.memory.swappiness`).
+        field: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// A `linux.resources` field this cgroup version cannot apply.
+    #[error("{field}: not supported: {reason}")]
+    Unsupported {
+        /// The spec field.
+        field: &'static str,
+        /// Why.
+        reason: &'static str,
+    },
+    /// A resource asks for a controller that is not mounted (or not available in the cgroup).
+    #[error("{field}: cannot set: the {controller} controller is not available on this host")]
+    ControllerMissing {
+        /// The spec field.
+        field: String,
+        /// The controller.
+        controller: String,
+    },
+    /// Writing a resource value into a cgroup file failed.
+    #[error("{field}: write {value:?} to {path}: {source}")]
+    Write {
+        /// The spec field.
+        field: &'static str,
+        /// The cgroup file.
+        path: PathBuf,
+        /// The value.
+        value: String,
+        /// Why it failed.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The kernel refused a memory limit below the current usage.
+    #[error("unable to set memory limit to {limit} (current usage: {usage}, peak usage: {peak})")]
+    MemoryBusy {
+        /// The limit asked for.
+        limit: i64,
+        /// The current usage.
+        usage: u64,
+        /// The peak usage.
+        peak: u64,
+    },
+    /// `checkBeforeUpdate`: the new memory limit is below the current usage.
+    #[error("rejecting memory limit {limit} below usage {usage}")]
+    BelowUsage {
+        /// The limit asked for.
+        limit: i64,
+        /// The current usage.
+        usage: u64,
+    },
+    /// The kernel clamped cpu.shares: the value is outside what it allows.
+    #[error("linux.resources.cpu.shares: {asked}: the {bound} allowed cpu-shares is {got}")]
+    SharesRange {
+        /// The value asked for.
+        asked: u64,
+        /// "minimum" or "maximum".
+        bound: &'static str,
+        /// What the kernel kept.
+        got: u64,
+    },
+    /// A JSON (de)serialisation of resources or stats failed.
+    #[error("{op}: {source}")]
+    Json {
+        /// What was done.
+        op: &'static str,
+        /// Why.
+        #[source]
+        source: serde_json::Error,
+    },
+    /// Loading or attaching the v2 devices eBPF program failed.
+    #[error("devices eBPF program: {op} {path}: {source}")]
+    Bpf {
+        /// What was done (load, attach, query, detach).
+        op: &'static str,
+        /// The cgroup directory.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
     },
 }
 
@@ -292,6 +382,53 @@ impl Cgroup {
     /// Whether the cgroup is frozen (the container is `paused`).
     pub fn is_frozen(&self) -> Result<bool, CgroupError> {
         self.manager.get().is_frozen()
+    }
+
+    /// Checks `linux.resources` for this host's cgroup version before anything is made: values
+    /// in range, names well formed, nothing the version cannot do, and (v1) every controller a
+    /// set field needs is mounted. No side effects.
+    pub fn check_resources(&self, resources: &LinuxResources) -> Result<(), CgroupError> {
+        resources::validate(resources, self.is_v2())?;
+        if let Manager::V1(m) = &self.manager {
+            apply_v1::check_controllers(m, resources)?;
+        }
+        Ok(())
+    }
+
+    /// Applies `linux.resources` to the cgroup (after [`Cgroup::create`], before the process
+    /// runs): every set field, and the device rules (deny all, the spec's rules, runc's
+    /// default devices). Use [`Cgroup::apply_with_devices`] to also allow `linux.devices`.
+    pub fn apply(&self, resources: &LinuxResources) -> Result<(), CgroupError> {
+        self.apply_with_devices(resources, &[])
+    }
+
+    /// [`Cgroup::apply`], allowing (`rwm`) each device node of `linux.devices` too, as runc.
+    pub fn apply_with_devices(
+        &self,
+        resources: &LinuxResources,
+        linux_devices: &[LinuxDevice],
+    ) -> Result<(), CgroupError> {
+        resources::validate(resources, self.is_v2())?;
+        let rules = resources::device_rules(resources, linux_devices)?;
+        self.apply_inner(resources, Some(&rules))
+    }
+
+    /// Applies the resources that `update` changes: everything but the device rules (which
+    /// `update` does not change; rewriting them would briefly deny every device).
+    pub fn update(&self, resources: &LinuxResources) -> Result<(), CgroupError> {
+        resources::validate(resources, self.is_v2())?;
+        self.apply_inner(resources, None)
+    }
+
+    fn apply_inner(
+        &self,
+        resources: &LinuxResources,
+        rules: Option<&[resources::DeviceRule]>,
+    ) -> Result<(), CgroupError> {
+        match &self.manager {
+            Manager::V1(m) => apply_v1::apply(m, resources, rules),
+            Manager::V2(m) => apply_v2::apply(&m.path, resources, rules, &devices_bpf::attach),
+        }
     }
 
     /// Removes the directories this container created (deepest first), retrying while the
