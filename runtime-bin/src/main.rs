@@ -2,8 +2,10 @@
 //! output only; every container operation is a library call.
 
 mod cgroup_cmds;
+mod features;
 mod log;
 mod spec_template;
+mod tty;
 
 use std::io::Write;
 use std::os::fd::AsFd;
@@ -107,6 +109,11 @@ impl CreateArgs {
             no_pivot: self.no_pivot,
             no_new_keyring: self.no_new_keyring,
             preserve_fds: self.preserve_fds,
+            relay_console: false,
+            listen_fds: std::env::var("LISTEN_FDS")
+                .ok()
+                .and_then(|n| n.parse().ok())
+                .unwrap_or(0),
         }
     }
 }
@@ -227,6 +234,8 @@ enum Command {
     /// Commands on the container's cgroup.
     #[command(flatten)]
     Cgroup(cgroup_cmds::CgroupCommand),
+    /// Print the features this runtime supports (JSON).
+    Features,
     /// Write a template config.json.
     Spec {
         /// Where to write config.json.
@@ -284,6 +293,7 @@ fn run(cli: &Cli) -> Result<u8> {
             Err(e) => return Err(e.into()),
         },
         Command::Exec(args) => return exec(root, args),
+        Command::Features => print_json(&features::features())?,
         Command::Cgroup(cmd) => return cgroup_cmds::run(root, cmd),
 
         Command::List { format, quiet } => list(root, format, *quiet)?,
@@ -388,7 +398,9 @@ fn run_container(root: &Path, args: &CreateArgs, detach: bool, keep: bool) -> Re
         // Blocked before the clone so none is lost; the container process unblocks them.
         mask.thread_block()?;
     }
-    let mut container = Container::create(&args.id, root, &args.options())?;
+    let mut opts = args.options();
+    opts.relay_console = !detach;
+    let mut container = Container::create(&args.id, root, &opts)?;
     if let Err(e) = container.start() {
         let _ = container.delete(true);
         return Err(e.into());
@@ -400,10 +412,15 @@ fn run_container(root: &Path, args: &CreateArgs, detach: bool, keep: bool) -> Re
         .pidfd()
         .ok_or_else(|| CliError("run: lost the container's pidfd".into()))?
         .try_clone_to_owned()?;
-    wait_forwarding(&pidfd, &mask, |sig| {
-        // The init may be exiting right now: a failed forward is not an error.
+    let console = container.take_console();
+    // The init may be exiting right now: a failed forward is not an error.
+    let forward = |sig| {
         let _ = container.kill(sig, false);
-    })?;
+    };
+    match console {
+        Some(master) => tty::relay(master, &pidfd, &mask, forward)?,
+        None => wait_forwarding(&pidfd, &mask, forward)?,
+    }
     let status = container.wait()?;
     if !keep {
         container.delete(true)?;
@@ -455,9 +472,8 @@ fn exec_process(container: &Container, args: &ExecArgs) -> Result<oci_spec::runt
         let err =
             |e: &dyn std::fmt::Display| CliError(format!("--process {}: {e}", path.display()));
         let text = std::fs::read(path).map_err(|e| err(&e))?;
-        let mut value: serde_json::Value = serde_json::from_slice(&text).map_err(|e| err(&e))?;
-        coracle::capabilities::strip_unknown_capabilities(&mut value);
-        return serde_json::from_value(value).map_err(|e| err(&e));
+        return coracle::spec::parse_spec(&text)
+            .map_err(|(field, e)| err(&format!("{field}: {e}")));
     }
     if args.command.is_empty() {
         return Err(CliError("exec: no command given (and no --process)".into()));

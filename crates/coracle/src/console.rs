@@ -16,6 +16,13 @@ use crate::sys;
 /// Errors of the console module.
 #[derive(Debug, thiserror::Error)]
 pub enum ConsoleError {
+    /// `process.terminal` is true but no console socket was given.
+    #[error("process.terminal is true: a --console-socket is needed to receive the pty master")]
+    TerminalWithoutSocket,
+    /// A console socket was given but `process.terminal` is false.
+    #[error("--console-socket given but process.terminal is false")]
+    SocketWithoutTerminal,
+
     /// The console socket could not be reached.
     #[error("--console-socket {path}: {source}")]
     Connect {
@@ -95,4 +102,70 @@ pub fn setup_pty(socket: &OwnedFd, size: Option<(u16, u16)>) -> Result<(), Conso
     nix::unistd::dup2_stdout(&slave).map_err(pty_err("dup2 stdout"))?;
     nix::unistd::dup2_stderr(&slave).map_err(pty_err("dup2 stderr"))?;
     Ok(())
+}
+
+/// The two ends for a container process's terminal: the one the child sends its pty master
+/// over, and (when relaying) the one the runtime receives it on.
+#[derive(Debug, Default)]
+pub struct ConsoleEnds {
+    /// Goes to the container process.
+    pub child: Option<OwnedFd>,
+    /// Stays with the runtime, to receive the master ([`recv_master`]).
+    pub relay: Option<OwnedFd>,
+}
+
+/// Checks `process.terminal` against the console options and connects what is needed: the
+/// `--console-socket` listener, or with `relay` a socketpair whose other end we keep.
+pub fn prepare(
+    socket: Option<&Path>,
+    terminal: bool,
+    relay: bool,
+) -> Result<ConsoleEnds, ConsoleError> {
+    match (socket, terminal) {
+        (Some(path), true) => Ok(ConsoleEnds {
+            child: Some(connect(path)?),
+            relay: None,
+        }),
+        (None, true) if relay => {
+            let (ours, theirs) = UnixStream::pair().map_err(|source| ConsoleError::Pty {
+                op: "socketpair",
+                source,
+            })?;
+            Ok(ConsoleEnds {
+                child: Some(theirs.into()),
+                relay: Some(ours.into()),
+            })
+        }
+        (None, true) => Err(ConsoleError::TerminalWithoutSocket),
+        (Some(_), false) => Err(ConsoleError::SocketWithoutTerminal),
+        (None, false) => Ok(ConsoleEnds::default()),
+    }
+}
+
+/// Receives a pty master sent by [`setup_pty`] over `socket`.
+pub fn recv_master(socket: &OwnedFd) -> Result<OwnedFd, ConsoleError> {
+    let mut name = [0u8; 4096];
+    let mut iov = [std::io::IoSliceMut::new(&mut name)];
+    let mut space = nix::cmsg_space!([std::os::fd::RawFd; 1]);
+    let msg = nix::sys::socket::recvmsg::<()>(
+        socket.as_raw_fd(),
+        &mut iov,
+        Some(&mut space),
+        MsgFlags::MSG_CMSG_CLOEXEC,
+    )
+    .map_err(pty_err("receive the pty master"))?;
+    for cmsg in msg.cmsgs().map_err(pty_err("receive the pty master"))? {
+        if let nix::sys::socket::ControlMessageOwned::ScmRights(fds) = cmsg {
+            if let Some(&fd) = fds.first() {
+                return sys::process::own_fd(fd).map_err(|source| ConsoleError::Pty {
+                    op: "receive the pty master",
+                    source,
+                });
+            }
+        }
+    }
+    Err(ConsoleError::Pty {
+        op: "receive the pty master",
+        source: std::io::Error::from_raw_os_error(libc::EBADMSG),
+    })
 }

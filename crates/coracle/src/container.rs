@@ -56,12 +56,6 @@ pub enum ContainerError {
     /// The container process exited before `start` released it.
     #[error("container {0}: init exited before start")]
     InitDied(String),
-    /// `process.terminal` is true but no console socket was given.
-    #[error("process.terminal is true: a --console-socket is needed to receive the pty master")]
-    TerminalWithoutSocket,
-    /// A console socket was given but `process.terminal` is false.
-    #[error("--console-socket given but process.terminal is false")]
-    SocketWithoutTerminal,
     /// The console.
     #[error(transparent)]
     Console(#[from] crate::console::ConsoleError),
@@ -101,6 +95,12 @@ pub struct CreateOptions {
     pub no_new_keyring: bool,
     /// Pass fds 3 .. 3+N to the container (`--preserve-fds`).
     pub preserve_fds: u32,
+    /// With `process.terminal` and no console socket: receive the pty master here, for the
+    /// caller to relay ([`Container::take_console`]), as `runc run` in the foreground does.
+    pub relay_console: bool,
+    /// Socket-activation fds (`LISTEN_FDS` of the caller): passed on as fds 3 .. 3+N, before
+    /// the `preserve_fds` ones, with `LISTEN_FDS=N` and `LISTEN_PID=1` in the environment.
+    pub listen_fds: u32,
 }
 
 impl CreateOptions {
@@ -120,6 +120,8 @@ pub struct Container {
     record: Record,
     /// A pidfd of the init, when this process created it (it is then our child).
     pidfd: Option<OwnedFd>,
+    /// The pty master received for relaying (see [`CreateOptions::relay_console`]).
+    console: Option<OwnedFd>,
 }
 
 /// Undoes a half-made container when `create` fails at any step.
@@ -226,15 +228,24 @@ impl Container {
     /// returns once it waits for [`Container::start`]. On any error nothing is left behind.
     pub fn create(id: &str, root: &Path, opts: &CreateOptions) -> Result<Self, Error> {
         state::check_id(id)?;
-        let config = Config::load(&opts.bundle)?;
-        let console = match (&opts.console_socket, config.process.terminal) {
-            (Some(path), true) => {
-                Some(crate::console::connect(path).map_err(ContainerError::from)?)
+        let mut config = Config::load(&opts.bundle)?;
+        if opts.listen_fds > 0 {
+            for var in [
+                format!("LISTEN_FDS={}", opts.listen_fds),
+                "LISTEN_PID=1".to_string(),
+            ] {
+                config
+                    .process
+                    .env
+                    .push(std::ffi::CString::new(var).unwrap_or_default());
             }
-            (None, true) => return Err(ContainerError::TerminalWithoutSocket.into()),
-            (Some(_), false) => return Err(ContainerError::SocketWithoutTerminal.into()),
-            (None, false) => None,
-        };
+        }
+        let console = crate::console::prepare(
+            opts.console_socket.as_deref(),
+            config.process.terminal,
+            opts.relay_console,
+        )
+        .map_err(ContainerError::from)?;
         let mut cgroup = Cgroup::resolve(config.cgroups_path.as_deref(), id)?;
         let dir = ContainerDir::create(root, id)?;
         let mut guard = CreateGuard {
@@ -287,8 +298,8 @@ impl Container {
                     fifo: fifo.as_fd(),
                     no_pivot: opts.no_pivot,
                     no_new_keyring: opts.no_new_keyring,
-                    console: console.as_ref(),
-                    preserve_fds: opts.preserve_fds,
+                    console: console.child.as_ref(),
+                    preserve_fds: opts.preserve_fds + opts.listen_fds,
                 };
                 let code = init::run(args, child_end);
                 sysproc::exit_now(code)
@@ -298,7 +309,8 @@ impl Container {
         drop(for_children);
         drop(child_end);
         drop(fifo);
-        drop(console);
+        let console_master = console.relay;
+        drop(console.child);
         guard.child = Some(pidfd);
 
         if config.namespaces.creates(LinuxNamespaceType::User) {
@@ -342,7 +354,16 @@ impl Container {
             .dir
             .take()
             .ok_or(ContainerError::Unsupported("state"))?;
-        Ok(Self { dir, record, pidfd })
+        let console = match console_master {
+            Some(sock) => Some(crate::console::recv_master(&sock).map_err(ContainerError::from)?),
+            None => None,
+        };
+        Ok(Self {
+            dir,
+            record,
+            pidfd,
+            console,
+        })
     }
 
     /// Opens the existing container `id` under `root` (and takes its lock).
@@ -353,6 +374,7 @@ impl Container {
             dir,
             record,
             pidfd: None,
+            console: None,
         })
     }
 
@@ -389,6 +411,12 @@ impl Container {
     /// The init's pid as recorded (check [`Container::status`] before trusting it).
     pub fn init_pid(&self) -> i32 {
         self.record.state.pid
+    }
+
+    /// The pty master of the container's terminal, when [`CreateOptions::relay_console`]
+    /// asked for it (once).
+    pub fn take_console(&mut self) -> Option<OwnedFd> {
+        self.console.take()
     }
 
     /// The container's cgroup.

@@ -64,14 +64,10 @@ impl Container {
             }
         }
         let process = ProcessConfig::from_spec(process)?;
-        let console = match (&opts.console_socket, process.terminal) {
-            (Some(path), true) => {
-                Some(crate::console::connect(path).map_err(ContainerError::from)?)
-            }
-            (None, true) => return Err(ContainerError::TerminalWithoutSocket.into()),
-            (Some(_), false) => return Err(ContainerError::SocketWithoutTerminal.into()),
-            (None, false) => None,
-        };
+        let console =
+            crate::console::prepare(opts.console_socket.as_deref(), process.terminal, false)
+                .map_err(ContainerError::from)?
+                .child;
         let init_pidfd = self.init_pidfd()?;
         let join = self.join_flags();
         let cgroup = self.cgroup();

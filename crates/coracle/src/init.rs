@@ -135,6 +135,12 @@ fn prepare(args: &InitArgs<'_>, channel: &Channel) -> Result<CString, InitError>
         nix::unistd::setresgid(0.into(), 0.into(), 0.into()).map_err(nix_err("setresgid(0)"))?;
         nix::unistd::setresuid(0.into(), 0.into(), 0.into()).map_err(nix_err("setresuid(0)"))?;
     }
+    // 4b. The cgroup namespace, only now that we are in the container's cgroup (its root is
+    //     the cgroup we are in when it is made).
+    if ns.creates(LinuxNamespaceType::Cgroup) {
+        nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWCGROUP)
+            .map_err(nix_err("unshare cgroup namespace"))?;
+    }
     // 5. createContainer hooks (in our namespaces), then the root filesystem up to pivot_root.
     let state = container_state(cfg, args.id, Status::Created);
     crate::hooks::run_all(
@@ -150,7 +156,15 @@ fn prepare(args: &InitArgs<'_>, channel: &Channel) -> Result<CString, InitError>
             cgroup_ns: ns.has(LinuxNamespaceType::Cgroup),
         },
     )?;
+    // 5b. The working directory exists (made as root, inside the new root), as runc does.
+    if let Err(e) = std::fs::create_dir_all(&cfg.process.cwd) {
+        return Err(InitError::Cwd {
+            path: cfg.process.cwd.clone(),
+            source: e,
+        });
+    }
     // 6. Host and domain name; a session keyring of its own (unless --no-new-keyring).
+
     if !args.no_new_keyring {
         sys::process::join_new_session_keyring().map_err(sys_err("join a new session keyring"))?;
     }
@@ -161,12 +175,23 @@ fn prepare(args: &InitArgs<'_>, channel: &Channel) -> Result<CString, InitError>
         sys::process::setdomainname(d).map_err(sys_err("setdomainname"))?;
     }
     // 7. sysctls, through the container's /proc.
-    for (key, value) in &cfg.sysctl {
-        let path = Path::new("/proc/sys").join(key.replace('.', "/"));
-        std::fs::write(&path, value).map_err(sys_err(format!(
-            "linux.sysctl {key}: write {}",
-            path.display()
-        )))?;
+    //    Each file is opened through a checked walk and must be on procfs (no planted link).
+    if !cfg.sysctl.is_empty() {
+        let root = rootfs::RootHandle::open(Path::new("/")).map_err(sys_err("open /"))?;
+        for (key, value) in &cfg.sysctl {
+            let path = Path::new("/proc/sys").join(key.replace('.', "/"));
+            let err = || format!("linux.sysctl {key}: write {}", path.display());
+            let fd = root
+                .open_on_fs(
+                    &path,
+                    nix::fcntl::OFlag::O_WRONLY,
+                    nix::sys::statfs::PROC_SUPER_MAGIC,
+                )
+                .map_err(sys_err(err()))?;
+            std::fs::File::from(fd)
+                .write_all(value.as_bytes())
+                .map_err(sys_err(err()))?;
+        }
     }
     // 8. The terminal, on the container's /dev/pts; read-only and masked paths, read-only root.
     if let Some(socket) = args.console {

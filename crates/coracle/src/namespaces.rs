@@ -192,11 +192,18 @@ impl Namespaces {
     }
 
     /// The flags for the clone of the container process: every new namespace except time,
-    /// which the parent unshares itself (its offsets must be written before a process enters).
+    /// which the parent unshares itself (its offsets must be written before a process enters),
+    /// and cgroup, which the child unshares once it is in its cgroup.
     pub fn clone_flags(&self) -> CloneFlags {
         self.list
             .iter()
-            .filter(|n| n.join.is_none() && n.kind != LinuxNamespaceType::Time)
+            .filter(|n| n.join.is_none())
+            .filter(|n| {
+                !matches!(
+                    n.kind,
+                    LinuxNamespaceType::Time | LinuxNamespaceType::Cgroup
+                )
+            })
             .fold(CloneFlags::empty(), |acc, n| acc | clone_flag(n.kind))
     }
 

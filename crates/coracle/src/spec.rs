@@ -26,10 +26,12 @@ pub enum SpecError {
         source: std::io::Error,
     },
     /// config.json is not a valid OCI runtime config.
-    #[error("parse {path}: {source}")]
+    #[error("parse {path}: {field}: {source}")]
     Parse {
         /// The file.
         path: PathBuf,
+        /// The JSON path of the field that failed (`.` for the document).
+        field: String,
         /// Why.
         #[source]
         source: serde_json::Error,
@@ -205,8 +207,11 @@ impl Config {
             path: path.clone(),
             source,
         })?;
-        let spec: Spec =
-            serde_json::from_slice(&text).map_err(|source| SpecError::Parse { path, source })?;
+        let spec = parse_spec(&text).map_err(|(field, source)| SpecError::Parse {
+            path,
+            field,
+            source,
+        })?;
         Self::from_spec(spec, &bundle)
     }
 
@@ -269,7 +274,7 @@ impl Config {
                 ));
             }
         }
-        let rootfs_plan = RootfsPlan::from_spec(&spec, &rootfs)?;
+        let rootfs_plan = RootfsPlan::from_spec_in_bundle(&spec, &rootfs, bundle)?;
         Ok(Self {
             bundle: bundle.to_path_buf(),
             rootfs,
@@ -283,6 +288,24 @@ impl Config {
             spec,
         })
     }
+}
+
+/// Parses a config.json (or a process.json, with `T = Process`), ignoring capability names this
+/// runtime does not know (as runc does). A failure names the JSON path of the field.
+pub fn parse_spec<T: serde::de::DeserializeOwned>(
+    text: &[u8],
+) -> Result<T, (String, serde_json::Error)> {
+    let mut value: serde_json::Value =
+        serde_json::from_slice(text).map_err(|e| (".".to_string(), e))?;
+    let process = if value.get("args").is_some() && value.get("ociVersion").is_none() {
+        Some(&mut value)
+    } else {
+        value.get_mut("process")
+    };
+    if let Some(process) = process {
+        crate::capabilities::strip_unknown_capabilities(process);
+    }
+    serde_path_to_error::deserialize(value).map_err(|e| (e.path().to_string(), e.into_inner()))
 }
 
 /// Accepts 1.0.x through 1.3.x (with pre-release suffixes such as `1.0.2-dev`).

@@ -364,17 +364,22 @@ mod real {
         cg.add_pid(pid).unwrap();
         assert_eq!(cg.pids().unwrap(), vec![pid]);
 
-        // Every line of /proc/<pid>/cgroup of a mounted hierarchy (named and unified ones
-        // too) shows the container's path. (A hierarchy mounted only in another mount
-        // namespace, as a container's own cgroup mount can make, is listed but not ours.)
+        // Every line of /proc/<pid>/cgroup (every hierarchy, named and unified ones too)
+        // shows the container's path.
         let text = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap();
         let own = host::parse_self_cgroup(&text);
         assert!(!own.is_empty());
-        let ours: Vec<String> = cg.paths().into_iter().map(|(c, _)| c).collect();
+        // (A hierarchy that exists in the kernel but is mounted nowhere cannot be joined,
+        // by runc either: it is skipped.)
+        let mounted = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
         for line in &own {
-            let mounted =
-                line.controllers.is_empty() || line.controllers.iter().any(|c| ours.contains(c));
-            if mounted {
+            let is_mounted = line.controllers.is_empty()
+                || line.controllers.iter().all(|c| {
+                    mounted.contains(&format!(",{c}\n"))
+                        || mounted.contains(&format!(" {c}\n"))
+                        || mounted.contains(&format!(",{c},"))
+                });
+            if is_mounted {
                 assert_eq!(line.path, Path::new(name), "{line:?} in\n{text}");
             }
         }

@@ -1,0 +1,43 @@
+#!/bin/sh
+# Runs every check CI runs: formatting, lints, build, unit tests and the conformance tests
+# (real containers: needs root). Installs what it needs on a Debian/Ubuntu machine.
+# Usage: conformance/run-tests.sh            (CI runs exactly this, via .ci/run)
+set -eu
+cd "$(dirname "$0")/.."
+
+say() { printf '\n==> %s\n' "$*"; }
+
+if [ "$(id -u)" != 0 ]; then
+    echo "run-tests.sh: the conformance tests create real containers: run as root" >&2
+    exit 1
+fi
+
+# System packages: a static busybox for the test rootfs, runc as the reference runtime.
+missing=""
+dpkg -s busybox-static >/dev/null 2>&1 || missing="$missing busybox-static"
+command -v runc >/dev/null 2>&1 || missing="$missing runc"
+if [ -n "$missing" ]; then
+    say "installing$missing"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -q
+    # shellcheck disable=SC2086
+    apt-get install -y -q --no-install-recommends $missing
+fi
+
+# Rust components.
+if ! cargo fmt --version >/dev/null 2>&1; then rustup component add rustfmt; fi
+if ! cargo clippy --version >/dev/null 2>&1; then rustup component add clippy; fi
+
+say "cargo fmt --check"
+cargo fmt --all -- --check
+
+say "cargo clippy"
+cargo clippy --workspace --all-targets -- -D warnings
+
+say "cargo build"
+cargo build --workspace
+
+say "cargo test (unit + conformance)"
+cargo test --workspace --no-fail-fast
+
+say "all checks passed"
