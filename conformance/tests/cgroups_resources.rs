@@ -4,6 +4,7 @@
 //! cgroup v1/hybrid host and on a pure cgroup v2 host (the file names differ).
 
 use std::path::Path;
+use std::time::Duration;
 
 use coracle_conformance::{run_script, skip_for_runc, Bundle, Runtime};
 use serde_json::{json, Value};
@@ -276,4 +277,257 @@ fn unified_map_on_v2() {
         out.out().contains("HIGH=49999872") || out.out().contains("HIGH=50000000"),
         "{out}"
     );
+}
+
+/// Creates and starts a container running `script`; returns its id and init pid.
+fn started(rt: &Runtime, b: &mut Bundle, script: &str) -> (String, i64) {
+    b.sh(script);
+    let id = rt.new_id();
+    rt.create(&id, b).ok();
+    rt.start(&id).ok();
+    let pid = rt.state(&id)["pid"].as_i64().unwrap_or(0);
+    assert!(pid > 0);
+    (id, pid)
+}
+
+/// The one-letter state of `pid` (R, S, D, T...) from /proc/PID/stat.
+fn proc_state(pid: i64) -> String {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    stat.rsplit_once(") ")
+        .and_then(|(_, rest)| rest.split_whitespace().next())
+        .unwrap_or("?")
+        .to_owned()
+}
+
+/// The contents of the container's cgroup file (v1 `ctrl/file`, v2 `file`) read from inside
+/// with `exec`.
+fn inside(rt: &Runtime, id: &str, v1: &str, v2_file: &str) -> String {
+    let path = if v2() {
+        format!("/sys/fs/cgroup/{v2_file}")
+    } else {
+        format!("/sys/fs/cgroup/{v1}")
+    };
+    let out = rt.exec(&["exec", id, "cat", &path]);
+    out.ok();
+    out.out().to_owned()
+}
+
+#[test]
+fn pause_freezes_and_resume_thaws() {
+    let rt = Runtime::new();
+    let mut b = Bundle::new();
+    let (id, pid) = started(&rt, &mut b, "while :; do :; done");
+    rt.exec(&["pause", &id]).ok();
+    assert_eq!(rt.state(&id)["status"], "paused");
+    // A busy loop that is frozen no longer runs (v1: D, v2: S; never R).
+    std::thread::sleep(Duration::from_millis(100));
+    let frozen = proc_state(pid);
+    assert!(["D", "T", "S"].contains(&frozen.as_str()), "state {frozen}");
+    let ticks = |p: i64| {
+        let s = std::fs::read_to_string(format!("/proc/{p}/stat")).unwrap_or_default();
+        let rest = s
+            .rsplit_once(") ")
+            .map(|(_, r)| r.to_owned())
+            .unwrap_or_default();
+        rest.split_whitespace()
+            .nth(11)
+            .and_then(|v| v.parse::<u64>().ok())
+            .unwrap_or(0)
+    };
+    let before = ticks(pid);
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(ticks(pid), before, "a frozen process used CPU");
+    rt.exec(&["resume", &id]).ok();
+    assert_eq!(rt.state(&id)["status"], "running");
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(ticks(pid) > before, "the resumed process does not run");
+    rt.delete_force(&id).ok();
+}
+
+#[test]
+fn update_with_runc_flags_and_resources_json() {
+    let rt = Runtime::new();
+    let mut b = Bundle::new();
+    resources(
+        &mut b,
+        json!({"memory": {"limit": 67108864}, "cpu": {"shares": 1024}, "pids": {"limit": 100}}),
+    );
+    let (id, _) = started(&rt, &mut b, "sleep 60");
+    rt.exec(&[
+        "update",
+        "--memory",
+        "128m",
+        "--memory-swap",
+        "256m",
+        "--cpu-share",
+        "256",
+        "--cpu-quota",
+        "25000",
+        "--cpu-period",
+        "100000",
+        "--pids-limit",
+        "42",
+        &id,
+    ])
+    .ok();
+    assert_eq!(
+        inside(&rt, &id, "memory/memory.limit_in_bytes", "memory.max"),
+        "134217728"
+    );
+    assert_eq!(inside(&rt, &id, "pids/pids.max", "pids.max"), "42");
+    if v2() {
+        assert_eq!(inside(&rt, &id, "", "memory.swap.max"), "134217728");
+        assert_eq!(inside(&rt, &id, "", "cpu.max"), "25000 100000");
+        assert_eq!(inside(&rt, &id, "", "cpu.weight"), "10");
+    } else {
+        assert_eq!(
+            inside(&rt, &id, "memory/memory.memsw.limit_in_bytes", ""),
+            "268435456"
+        );
+        assert_eq!(inside(&rt, &id, "cpu/cpu.cfs_quota_us", ""), "25000");
+        assert_eq!(inside(&rt, &id, "cpu/cpu.shares", ""), "256");
+    }
+    // --resources -: JSON on stdin; only the fields given change.
+    let mut cmd = rt.command(&["update", "--resources", "-", &id]);
+    cmd.stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let mut child = cmd.spawn().unwrap();
+    if let Some(mut stdin) = child.stdin.take() {
+        use std::io::Write;
+        stdin
+            .write_all(br#"{"pids":{"limit":17},"cpu":{"quota":50000}}"#)
+            .unwrap();
+    }
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(inside(&rt, &id, "pids/pids.max", "pids.max"), "17");
+    assert_eq!(
+        inside(&rt, &id, "memory/memory.limit_in_bytes", "memory.max"),
+        "134217728"
+    );
+    if v2() {
+        assert_eq!(inside(&rt, &id, "", "cpu.max"), "50000 100000");
+    } else {
+        assert_eq!(inside(&rt, &id, "cpu/cpu.cfs_quota_us", ""), "50000");
+        assert_eq!(inside(&rt, &id, "cpu/cpu.cfs_period_us", ""), "100000");
+    }
+    // Refusals: below usage, and Intel RDT without intelRdt in the config.
+    rt.exec(&["update", "--memory", "4096", &id])
+        .fails()
+        .stderr_mentions(&["memory"]);
+    rt.exec(&["update", "--l3-cache-schema", "L3:0=f", &id])
+        .fails()
+        .stderr_mentions(&["l3 cache schema is not enabled"]);
+    rt.delete_force(&id).ok();
+}
+
+#[test]
+fn ps_lists_the_container_processes() {
+    let rt = Runtime::new();
+    let mut b = Bundle::new();
+    let (id, pid) = started(&rt, &mut b, "sleep 60 & sleep 61");
+    // Wait for the background sleep to exist.
+    let mut pids: Vec<i64> = Vec::new();
+    for _ in 0..100 {
+        let out = rt.exec(&["ps", "--format", "json", &id]);
+        out.ok();
+        pids = serde_json::from_str(out.out()).unwrap_or_default();
+        if pids.len() >= 2 {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(pids.contains(&pid) && pids.len() == 2, "{pids:?}");
+    let out = rt.exec(&["ps", &id]);
+    out.ok();
+    let lines: Vec<&str> = out.stdout.lines().collect();
+    assert!(
+        lines[0].contains("PID") && lines[0].contains("CMD"),
+        "{out}"
+    );
+    assert_eq!(lines.len(), 3, "{out}");
+    assert!(
+        out.stdout.contains("sleep 60") && out.stdout.contains("sleep 61"),
+        "{out}"
+    );
+    let out = rt.exec(&["ps", &id, "-o", "pid,comm"]);
+    out.ok();
+    assert!(
+        out.stdout.lines().skip(1).all(|l| l.contains("sleep")),
+        "{out}"
+    );
+    rt.delete_force(&id).ok();
+}
+
+#[test]
+fn events_stats_json_as_runc() {
+    let rt = Runtime::new();
+    let mut b = Bundle::new();
+    resources(
+        &mut b,
+        json!({"memory": {"limit": 67108864}, "pids": {"limit": 50}}),
+    );
+    let (id, _) = started(&rt, &mut b, "sleep 60");
+    let out = rt.exec(&["events", "--stats", &id]);
+    out.ok();
+    let e: Value = serde_json::from_str(out.out()).unwrap_or_else(|err| panic!("{err}: {out}"));
+    assert_eq!(e["type"], "stats");
+    assert_eq!(e["id"], id.as_str());
+    let d = &e["data"];
+    for key in ["cpu", "memory", "pids", "blkio", "hugetlb"] {
+        assert!(d.get(key).is_some(), "no {key}: {e}");
+    }
+    assert_eq!(d["memory"]["usage"]["limit"], 67108864);
+    assert!(
+        d["memory"]["usage"]["usage"].as_u64().unwrap_or(0) > 0,
+        "{e}"
+    );
+    assert_eq!(d["pids"]["current"], 1);
+    assert_eq!(d["pids"]["limit"], 50);
+    assert!(d["cpu"]["usage"]["total"].as_u64().unwrap_or(0) > 0, "{e}");
+    rt.delete_force(&id).ok();
+    rt.exec(&["events", "--stats", &id]).fails();
+}
+
+#[test]
+fn events_reports_an_oom_kill() {
+    let rt = Runtime::new();
+    let mut b = Bundle::new();
+    resources(
+        &mut b,
+        json!({"memory": {"limit": 16777216, "swap": 16777216}}),
+    );
+    let (id, _) = started(
+        &rt,
+        &mut b,
+        "sleep 1; x=$(head -c 67108864 /dev/zero | tr '\\0' a); sleep 60",
+    );
+    let mut ev = rt.command(&["events", "--interval", "1s", &id]);
+    ev.stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let child = ev.spawn().unwrap();
+    let pid = i32::try_from(child.id()).unwrap_or(0);
+    // events ends by itself when the OOM-killed container has no process left.
+    let killer = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_secs(15));
+        // Our own child, if it is still there.
+        let _ = std::process::Command::new("kill")
+            .arg(pid.to_string())
+            .status();
+    });
+    let out = child.wait_with_output().unwrap();
+    drop(killer);
+    let text = String::from_utf8_lossy(&out.stdout);
+    let ooms = text
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter(|e| e["type"] == "oom" && e["id"] == id.as_str())
+        .count();
+    assert!(
+        ooms >= 1,
+        "no oom event in:\n{text}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    rt.delete_force(&id).ok();
 }

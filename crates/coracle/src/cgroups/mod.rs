@@ -23,7 +23,9 @@ pub mod devices_bpf;
 pub mod freezer;
 pub mod fsops;
 pub mod host;
+pub mod ops;
 pub mod resources;
+pub mod stats;
 pub mod v1;
 pub mod v2;
 
