@@ -392,19 +392,8 @@ fn update_with_runc_flags_and_resources_json() {
         assert_eq!(inside(&rt, &id, "cpu/cpu.shares", ""), "256");
     }
     // --resources -: JSON on stdin; only the fields given change.
-    let mut cmd = rt.command(&["update", "--resources", "-", &id]);
-    cmd.stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped());
-    let mut child = cmd.spawn().unwrap();
-    if let Some(mut stdin) = child.stdin.take() {
-        use std::io::Write;
-        stdin
-            .write_all(br#"{"pids":{"limit":17},"cpu":{"quota":50000}}"#)
-            .unwrap();
-    }
-    let out = child.wait_with_output().unwrap();
-    assert!(out.status.success(), "{out:?}");
+    let (ok, err) = update_json(&rt, &id, r#"{"pids":{"limit":17},"cpu":{"quota":50000}}"#);
+    assert!(ok, "{err}");
     assert_eq!(inside(&rt, &id, "pids/pids.max", "pids.max"), "17");
     assert_eq!(
         inside(&rt, &id, "memory/memory.limit_in_bytes", "memory.max"),
@@ -416,10 +405,19 @@ fn update_with_runc_flags_and_resources_json() {
         assert_eq!(inside(&rt, &id, "cpu/cpu.cfs_quota_us", ""), "50000");
         assert_eq!(inside(&rt, &id, "cpu/cpu.cfs_period_us", ""), "100000");
     }
-    // Refusals: below usage, and Intel RDT without intelRdt in the config.
-    rt.exec(&["update", "--memory", "4096", &id])
-        .fails()
-        .stderr_mentions(&["memory"]);
+    // Refusals: below usage (v1: the kernel says busy; both: checkBeforeUpdate), and Intel
+    // RDT without intelRdt in the config.
+    if !v2() {
+        rt.exec(&["update", "--memory", "4096", &id])
+            .fails()
+            .stderr_mentions(&["memory"]);
+    }
+    let (ok, err) = update_json(
+        &rt,
+        &id,
+        r#"{"memory":{"limit":4096,"checkBeforeUpdate":true}}"#,
+    );
+    assert!(!ok && err.contains("below usage"), "{err}");
     rt.exec(&["update", "--l3-cache-schema", "L3:0=f", &id])
         .fails()
         .stderr_mentions(&["l3 cache schema is not enabled"]);
@@ -505,13 +503,19 @@ fn events_reports_an_oom_kill() {
     let (id, _) = started(
         &rt,
         &mut b,
-        "sleep 1; exec dd if=/dev/zero of=/dev/null bs=64M count=1",
+        "while [ ! -e /go ]; do sleep 0.1; done; exec dd if=/dev/zero of=/dev/null bs=64M count=1",
     );
     let log = std::env::temp_dir().join(format!("{id}-events.json"));
     let file = std::fs::File::create(&log).unwrap();
-    let mut ev = rt.command(&["events", "--interval", "5s", &id]);
+    let mut ev = rt.command(&["events", "--interval", "1s", &id]);
     ev.stdout(file).stderr(std::process::Stdio::null());
     let mut child = ev.spawn().unwrap();
+    // Allocate only once events is watching (its first stats line is out).
+    let watching = eventually_for(120, || {
+        std::fs::read_to_string(&log).is_ok_and(|t| t.lines().next().is_some())
+    });
+    assert!(watching, "events printed no stats");
+    std::fs::write(b.rootfs().join("go"), "").unwrap();
     // events ends by itself once the OOM-killed container has no process left (runc's goes
     // on: give it 10 s).
     let limit = if is_runc() { 10 } else { 120 };
@@ -532,4 +536,64 @@ fn events_reports_an_oom_kill() {
         "events did not end with the container"
     );
     rt.delete_force(&id).ok();
+}
+
+#[test]
+fn kill_all_reaches_every_process_even_when_paused() {
+    let rt = Runtime::new();
+    let mut b = Bundle::new();
+    let (id, _) = started(&rt, &mut b, "sleep 600 & sleep 601 & sleep 602");
+    let count = |rt: &Runtime| {
+        let out = rt.exec(&["ps", "--format", "json", &id]);
+        serde_json::from_str::<Vec<i64>>(out.out()).map_or(0, |p| p.len())
+    };
+    assert!(eventually(|| count(&rt) == 3), "three processes expected");
+    rt.exec(&["pause", &id]).ok();
+    rt.exec(&["kill", "--all", &id, "KILL"]).ok();
+    assert!(
+        eventually(|| count(&rt) == 0),
+        "processes left after kill --all"
+    );
+    rt.delete_force(&id).ok();
+    // delete --force of a paused container kills and removes it.
+    let mut b = Bundle::new();
+    let (id, _) = started(&rt, &mut b, "sleep 600 & sleep 601");
+    rt.exec(&["pause", &id]).ok();
+    rt.delete_force(&id).ok();
+    assert!(!rt.state_dir_exists(&id));
+    assert!(coracle_conformance::existing_cgroup_dirs(b.cgroup_path()).is_empty());
+}
+
+/// `update --resources -` with `json` on stdin: (success, stderr).
+fn update_json(rt: &Runtime, id: &str, json: &str) -> (bool, String) {
+    use std::io::Write;
+    let mut cmd = rt.command(&["update", "--resources", "-", id]);
+    cmd.stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let mut child = cmd.spawn().expect("spawn update");
+    if let Some(mut stdin) = child.stdin.take() {
+        stdin.write_all(json.as_bytes()).expect("write stdin");
+    }
+    let out = child.wait_with_output().expect("wait for update");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// Waits until `cond` holds (every 50 ms, 10 s at most).
+fn eventually(cond: impl FnMut() -> bool) -> bool {
+    eventually_for(10, cond)
+}
+
+/// Waits until `cond` holds (every 50 ms, `secs` seconds at most).
+fn eventually_for(secs: u64, mut cond: impl FnMut() -> bool) -> bool {
+    for _ in 0..secs * 20 {
+        if cond() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    false
 }

@@ -67,6 +67,42 @@ pub fn apply(
     devices: Option<&[DeviceRule]>,
     attach_devices: &AttachFn<'_>,
 ) -> Result<(), CgroupError> {
+    apply_all(dir, res, devices, attach_devices).map_err(|e| explain_missing(dir, e))
+}
+
+/// A write that failed because the file does not exist is, on v2, a controller not enabled
+/// for the cgroup: say which.
+fn explain_missing(dir: &Path, e: CgroupError) -> CgroupError {
+    let CgroupError::Write { field, path, .. } = &e else {
+        return e;
+    };
+    if !is_errno(&e, libc::ENOENT) {
+        return e;
+    }
+    let Some(controller) = path
+        .file_name()
+        .and_then(|n| n.to_str())
+        .and_then(|n| n.split('.').next())
+        .map(str::to_owned)
+    else {
+        return e;
+    };
+    let enabled = read_value(dir, "cgroup.controllers").unwrap_or_default();
+    if controller == "cgroup" || enabled.split_whitespace().any(|c| c == controller) {
+        return e;
+    }
+    CgroupError::ControllerMissing {
+        field: (*field).to_owned(),
+        controller,
+    }
+}
+
+fn apply_all(
+    dir: &Path,
+    res: &LinuxResources,
+    devices: Option<&[DeviceRule]>,
+    attach_devices: &AttachFn<'_>,
+) -> Result<(), CgroupError> {
     if let Some(limit) = res.pids().map(|p| p.limit()).filter(|l| *l != 0) {
         set(
             dir,
@@ -419,5 +455,22 @@ mod tests {
         apply(d, &res(r#"{"memory":{"limit":-1}}"#), None, &no_devices).unwrap();
         assert_eq!(read_value(d, "memory.max").unwrap(), "max");
         assert_eq!(read_value(d, "memory.swap.max").unwrap(), "max");
+    }
+
+    #[test]
+    fn a_missing_controller_is_named() {
+        let e = CgroupError::Write {
+            field: "linux.resources.hugepageLimits",
+            path: Path::new("/x/hugetlb.2MB.max").to_path_buf(),
+            value: "1".into(),
+            source: std::io::Error::from_raw_os_error(libc::ENOENT),
+        };
+        let t = tempfile::tempdir().unwrap();
+        std::fs::write(t.path().join("cgroup.controllers"), "cpu memory\n").unwrap();
+        let e = explain_missing(t.path(), e);
+        assert!(
+            matches!(&e, CgroupError::ControllerMissing { controller, .. } if controller == "hugetlb"),
+            "{e}"
+        );
     }
 }

@@ -186,6 +186,15 @@ pub enum CgroupError {
         #[source]
         source: serde_json::Error,
     },
+    /// Signalling a process of the cgroup failed.
+    #[error("kill {pid}: {source}")]
+    Kill {
+        /// The process.
+        pid: i32,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
     /// Loading or attaching the v2 devices eBPF program failed.
     #[error("devices eBPF program: {op} {path}: {source}")]
     Bpf {

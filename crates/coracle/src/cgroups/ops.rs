@@ -95,19 +95,36 @@ impl Cgroup {
         }
     }
 
-    /// Sends `signal` to every process of the cgroup; on v2, SIGKILL goes through
-    /// `cgroup.kill` (atomic: forks racing the kill are killed too) where the kernel has it.
+    /// Sends `signal` to every process of the cgroup (`kill --all`). On v2, SIGKILL goes
+    /// through `cgroup.kill` where the kernel has it (atomic: forks racing the kill die too).
+    /// Otherwise, as runc: freeze, signal every pid, thaw (so that no fork escapes the list);
+    /// a paused cgroup stays paused unless the signal is SIGKILL (frozen tasks cannot die).
     pub fn signal_all(&self, signal: nix::sys::signal::Signal) -> Result<(), CgroupError> {
+        use nix::sys::signal::Signal;
         if let Manager::V2(m) = &self.manager {
-            if signal == nix::sys::signal::Signal::SIGKILL && m.path.join("cgroup.kill").exists() {
+            if signal == Signal::SIGKILL && m.path.join("cgroup.kill").exists() {
                 return super::fsops::write_value(&m.path, "cgroup.kill", "1");
             }
         }
-        for pid in self.all_pids()? {
-            // A process that exited meanwhile is fine.
-            let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), signal);
+        let was_frozen = self.is_frozen().unwrap_or(false);
+        // Best effort: without a freezer the signals still go out.
+        let froze = !was_frozen && self.freeze().is_ok();
+        let result = self.all_pids().and_then(|pids| {
+            pids.into_iter().try_for_each(|pid| {
+                match nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), signal) {
+                    // A process may exit between listing and signalling.
+                    Ok(()) | Err(nix::Error::ESRCH) => Ok(()),
+                    Err(e) => Err(CgroupError::Kill {
+                        pid,
+                        source: e.into(),
+                    }),
+                }
+            })
+        });
+        if froze || (was_frozen && signal == Signal::SIGKILL) {
+            self.thaw()?;
         }
-        Ok(())
+        result
     }
 }
 
