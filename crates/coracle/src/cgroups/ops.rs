@@ -169,9 +169,15 @@ impl Container {
             }
             .into());
         }
-        let merged = resources::merge(&self.resources(root)?, patch)?;
+        let old = self.resources(root)?;
+        let merged = resources::merge(&old, patch)?;
         self.cgroup().check_resources(&merged)?;
-        self.cgroup().update(&merged)?;
+        if let Err(e) = self.cgroup().update(&merged) {
+            // As runc: put back what was there (best effort), so that resources.json and the
+            // cgroup agree; the first error is the one to report.
+            let _ = self.cgroup().update(&old);
+            return Err(e.into());
+        }
         let path = resources_path(root, self.id());
         let tmp = path.with_extension("json.tmp");
         let text = serde_json::to_vec(&merged).map_err(|source| CgroupError::Json {
