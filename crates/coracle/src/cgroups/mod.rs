@@ -13,6 +13,15 @@
 //! - The directories that [`Cgroup::create`] made are recorded (and serialised with the rest),
 //!   and [`Cgroup::destroy`] removes exactly those.
 //!
+//! - `linux.resources` ([`resources`]): checked in the parent before anything is made
+//!   ([`Cgroup::check_resources`]), applied after `create` ([`Cgroup::apply`]) with runc's file
+//!   names, order and v1->v2 conversions (`apply_v1`, `apply_v2`); device rules as v1
+//!   `devices.allow`/`deny` lines or a v2 eBPF program ([`devices_bpf`]). A resource the
+//!   version cannot apply is refused with a clear error; a file this kernel lacks (blkio
+//!   weights without CFQ/BFQ) is skipped with a warning.
+//! - `update`, `ps`, `events` ([`ops`], [`stats`]): merged resources kept in `resources.json`,
+//!   every pid of the cgroup tree, usage in runc's JSON, OOM kills counted.
+//!
 //! [`v1::V1Cgroup`] and [`v2::V2Cgroup`] implement [`CgroupManager`]; [`Cgroup`] holds one of
 //! them. Every operation is a function over directory paths, so tests run against temp dirs via
 //! [`Cgroup::resolve_with`] and a fake [`HostInfo`].
@@ -229,6 +238,23 @@ pub trait CgroupManager {
     /// (controller, directory) pairs as runc's `GetPaths`: the key `""` is the unified
     /// directory (on a v2 host the only one; on a hybrid host the cgroup2 one).
     fn paths(&self) -> Vec<(String, PathBuf)>;
+    /// Applies checked resources, and the device rules when given.
+    fn apply(
+        &self,
+        resources: &LinuxResources,
+        devices: Option<&[resources::DeviceRule]>,
+    ) -> Result<(), CgroupError>;
+    /// The directory whose `cgroup.procs` (with the cgroups below it) lists the processes.
+    fn procs_dir(&self) -> Option<&Path>;
+    /// Usage stats, in runc's `events` shape.
+    fn stats(&self) -> Result<stats::Stats, CgroupError>;
+    /// How many processes the OOM killer killed in the cgroup (`None`: not counted).
+    fn oom_kills(&self) -> Option<u64>;
+    /// Kills every process at once where the kernel can (v2 `cgroup.kill`); `false` when it
+    /// cannot and the caller must signal each process.
+    fn kill_all_atomically(&self) -> Result<bool, CgroupError> {
+        Ok(false)
+    }
     /// Removes the directories `create` made, deepest first: the container's own cgroups
     /// retrying while busy, created parents only if nothing else lives in them.
     fn destroy(&self) -> Result<(), CgroupError> {
@@ -436,10 +462,7 @@ impl Cgroup {
         resources: &LinuxResources,
         rules: Option<&[resources::DeviceRule]>,
     ) -> Result<(), CgroupError> {
-        match &self.manager {
-            Manager::V1(m) => apply_v1::apply(m, resources, rules),
-            Manager::V2(m) => apply_v2::apply(&m.path, resources, rules, &devices_bpf::attach),
-        }
+        self.manager.get().apply(resources, rules)
     }
 
     /// Removes the directories this container created (deepest first), retrying while the

@@ -9,8 +9,8 @@ use oci_spec::runtime::LinuxResources;
 use serde::Serialize;
 
 use super::fsops::read_pids;
-use super::stats::{self, Stats};
-use super::{resources, Cgroup, CgroupError, Manager};
+use super::stats::Stats;
+use super::{resources, Cgroup, CgroupError};
 use crate::container::ContainerError;
 use crate::state::Status;
 use crate::{Container, Error};
@@ -43,16 +43,8 @@ pub struct Event {
 impl Cgroup {
     /// Every pid in the cgroup and the cgroups below it (runc's `GetAllPids`), sorted.
     pub fn all_pids(&self) -> Result<Vec<i32>, CgroupError> {
-        let top = match &self.manager {
-            Manager::V2(m) => m.path.clone(),
-            Manager::V1(m) => match m
-                .path("devices")
-                .or_else(|| m.path("pids"))
-                .or_else(|| m.dirs.first().map(|d| d.path.as_path()))
-            {
-                Some(p) => p.to_path_buf(),
-                None => return Ok(Vec::new()),
-            },
+        let Some(top) = self.manager.get().procs_dir().map(Path::to_path_buf) else {
+            return Ok(Vec::new());
         };
         let mut pids = Vec::new();
         let mut stack = vec![top];
@@ -80,19 +72,13 @@ impl Cgroup {
 
     /// The cgroup's usage, in runc's `events --stats` shape.
     pub fn stats(&self) -> Result<Stats, CgroupError> {
-        match &self.manager {
-            Manager::V2(m) => stats::v2(&m.path),
-            Manager::V1(m) => stats::v1(&|c| m.path(c).map(Path::to_path_buf)),
-        }
+        self.manager.get().stats()
     }
 
     /// How many processes the kernel's OOM killer killed in the cgroup (`None`: not counted
     /// or no memory controller).
     pub fn oom_kills(&self) -> Option<u64> {
-        match &self.manager {
-            Manager::V2(m) => stats::oom_kills(&m.path, true),
-            Manager::V1(m) => stats::oom_kills(m.path("memory")?, false),
-        }
+        self.manager.get().oom_kills()
     }
 
     /// Sends `signal` to every process of the cgroup (`kill --all`). On v2, SIGKILL goes
@@ -101,10 +87,8 @@ impl Cgroup {
     /// a paused cgroup stays paused unless the signal is SIGKILL (frozen tasks cannot die).
     pub fn signal_all(&self, signal: nix::sys::signal::Signal) -> Result<(), CgroupError> {
         use nix::sys::signal::Signal;
-        if let Manager::V2(m) = &self.manager {
-            if signal == Signal::SIGKILL && m.path.join("cgroup.kill").exists() {
-                return super::fsops::write_value(&m.path, "cgroup.kill", "1");
-            }
+        if signal == Signal::SIGKILL && self.manager.get().kill_all_atomically()? {
+            return Ok(());
         }
         let was_frozen = self.is_frozen().unwrap_or(false);
         // Best effort: without a freezer the signals still go out.
