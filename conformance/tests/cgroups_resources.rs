@@ -252,6 +252,14 @@ fn bad_resources_are_refused_before_anything_is_made() {
     assert!(!rt.state_dir_exists(&id));
     assert!(coracle_conformance::existing_cgroup_dirs(b.cgroup_path()).is_empty());
     let mut b = Bundle::new();
+    resources(
+        &mut b,
+        json!({"hugepageLimits": [{"pageSize": "3MB", "limit": 4194304}]}),
+    );
+    rt.create(&rt.new_id(), &b)
+        .fails()
+        .stderr_mentions(&["pageSize", "hugetlb"]);
+    let mut b = Bundle::new();
     let bad = if v2() {
         json!({"unified": {"nosuchctl.max": "1"}})
     } else {

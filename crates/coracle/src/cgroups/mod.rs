@@ -429,6 +429,19 @@ impl Cgroup {
         if let Manager::V1(m) = &self.manager {
             apply_v1::check_controllers(m, resources)?;
         }
+        let sizes = stats::huge_page_sizes();
+        for h in resources.hugepage_limits().iter().flatten() {
+            if !sizes.contains(h.page_size()) {
+                return Err(CgroupError::Invalid {
+                    field: "linux.resources.hugepageLimits.pageSize".to_owned(),
+                    reason: format!(
+                        "{}: not a huge page size of this host (it has: {})",
+                        h.page_size(),
+                        sizes.join(", ")
+                    ),
+                });
+            }
+        }
         Ok(())
     }
 
