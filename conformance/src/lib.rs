@@ -102,6 +102,13 @@ fn busybox_applets(bb: &Path) -> Vec<String> {
         .collect()
 }
 
+/// A file at the root of every test rootfs; scripts check it before doing anything.
+pub const ROOTFS_MARKER: &str = ".coracle-test-rootfs";
+
+/// The prefix of every [`Bundle::sh`] script: exit 125 unless the marker is at `/`.
+pub const ROOTFS_GUARD: &str = "[ -e /.coracle-test-rootfs ] || { echo 'conformance: / is not the \
+test rootfs, refusing to run the test script' >&2; exit 125; }; ";
+
 /// The five capability sets of `process.capabilities`.
 pub const CAP_SETS: [&str; 5] = [
     "bounding",
@@ -190,9 +197,11 @@ impl Bundle {
         self
     }
 
-    /// `process.args = ["sh", "-c", script]`.
+    /// `process.args = ["sh", "-c", script]`, the script guarded by [`ROOTFS_GUARD`] so that a
+    /// runtime that failed to enter the rootfs never runs it on the host.
     pub fn sh(&mut self, script: &str) -> &mut Self {
-        self.args(&["sh", "-c", script])
+        let guarded = format!("{ROOTFS_GUARD}{script}");
+        self.args(&["sh", "-c", &guarded])
     }
 
     /// `process.env`.
@@ -471,6 +480,7 @@ pub fn make_rootfs(rootfs: &Path) {
         let link = rootfs.join("bin").join(&applet);
         symlink("busybox", &link).unwrap_or_else(|e| panic!("symlink {}: {e}", link.display()));
     }
+    fs::write(rootfs.join(ROOTFS_MARKER), "").unwrap_or_else(|e| panic!("marker: {e}"));
     fs::write(rootfs.join("etc/passwd"), ETC_PASSWD).unwrap_or_else(|e| panic!("passwd: {e}"));
     fs::write(rootfs.join("etc/group"), ETC_GROUP).unwrap_or_else(|e| panic!("group: {e}"));
 }
@@ -634,6 +644,18 @@ impl Runtime {
     /// The `--root` directory.
     pub fn root(&self) -> &Path {
         &self.root
+    }
+
+    /// A scratch directory for this runtime's command outputs, removed on drop.
+    pub fn work_dir(&self) -> &Path {
+        &self.work
+    }
+
+    /// Runs a prepared command (e.g. from [`Runtime::command`], changed by the test) with
+    /// stdout/stderr to files in the work dir and the timeout; `describe` names it in messages.
+    pub fn exec_command(&self, mut cmd: Command, describe: &str) -> Output {
+        let n = COUNTER.fetch_add(1, Ordering::SeqCst);
+        spawn_to_files(&mut cmd, &self.work, &format!("custom-{n}"), describe)
     }
 
     /// The `--log` file's contents ("" when there is none yet).

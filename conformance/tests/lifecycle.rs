@@ -103,8 +103,7 @@ fn run_forwards_signals() {
     b.sh("trap 'echo got-term; exit 7' TERM; echo ready; while :; do sleep 0.05; done");
     b.write();
     let id = rt.new_id();
-    let work = std::env::temp_dir().join(coracle_conformance::unique("coracle-test-sig"));
-    fs::create_dir_all(&work).unwrap();
+    let work = rt.work_dir().to_path_buf();
     let out_file = work.join("out");
     let mut cmd = rt.command(&["run", "--bundle", b.path_str(), &id]);
     cmd.stdout(fs::File::create(&out_file).unwrap())
@@ -125,7 +124,6 @@ fn run_forwards_signals() {
     let status = wait_timeout(&mut child, WAIT);
     let stdout = fs::read_to_string(&out_file).unwrap_or_default();
     let stderr = fs::read_to_string(work.join("err")).unwrap_or_default();
-    let _ = fs::remove_dir_all(&work);
     assert_eq!(
         status.and_then(|s| s.code()),
         Some(7),
@@ -672,4 +670,35 @@ fn create_passes_stdio_pipes_through() {
         out.contains("through-the-pipe"),
         "stdin did not reach the container:\n{out}"
     );
+}
+
+#[test]
+fn start_after_the_init_died_fails_fast() {
+    // `start` must not hang on the exec FIFO when the container's init is gone.
+    let rt = Runtime::new();
+    let mut b = Bundle::new();
+    b.sh("sleep 1000");
+    let id = rt.new_id();
+    rt.create(&id, &b).ok();
+    let pid = rt.state(&id)["pid"].as_i64().unwrap();
+    Command::new("kill")
+        .args(["-9", &pid.to_string()])
+        .status()
+        .unwrap();
+    let start = Instant::now();
+    while pid_alive(pid) {
+        assert!(start.elapsed() < WAIT, "init {pid} survived SIGKILL");
+        thread::sleep(Duration::from_millis(10));
+    }
+    let t = Instant::now();
+    let out = rt.start(&id);
+    out.fails();
+    assert!(
+        t.elapsed() < Duration::from_secs(10),
+        "start took {:?} on a dead init\n{out}",
+        t.elapsed()
+    );
+    assert_eq!(rt.state(&id)["status"], "stopped");
+    rt.delete(&id).ok();
+    assert_nothing_left(&rt, &id, &b);
 }

@@ -40,17 +40,9 @@ fn runtime_environment_does_not_leak() {
     let id = rt.new_id();
     let mut cmd = rt.command(&["run", "--bundle", b.path_str(), &id]);
     cmd.env("CORACLE_LEAK_PROBE", "leaked");
-    let dir = tempdir_for_output();
-    let out = coracle_conformance::spawn_to_files(&mut cmd, &dir, "leak", "run (with env probe)");
-    let _ = std::fs::remove_dir_all(&dir);
+    let out = rt.exec_command(cmd, "run (with env probe)");
     out.ok();
     assert_eq!(out.expect_field("LEAK"), "none", "\n{out}");
-}
-
-fn tempdir_for_output() -> std::path::PathBuf {
-    let d = std::env::temp_dir().join(coracle_conformance::unique("coracle-test-out"));
-    std::fs::create_dir_all(&d).expect("mkdir output dir");
-    d
 }
 
 #[test]
@@ -320,14 +312,8 @@ fn run_with_fd3(extra: &[&str]) -> coracle_conformance::Output {
         .arg(rt.bin())
         .args(&args)
         .stdin(Stdio::null());
-    let dir = tempdir_for_output();
-    let out = coracle_conformance::spawn_to_files(
-        &mut cmd,
-        &dir,
-        "fd3",
-        &format!("(fd 3 open) {} {}", rt.bin().display(), args.join(" ")),
-    );
-    let _ = std::fs::remove_dir_all(&dir);
+    let describe = format!("(fd 3 open) {} {}", rt.bin().display(), args.join(" "));
+    let out = rt.exec_command(cmd, &describe);
     out.ok();
     out
 }

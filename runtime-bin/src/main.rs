@@ -51,9 +51,10 @@ type Result<T> = std::result::Result<T, CliError>;
     about = "An OCI container runtime"
 )]
 struct Cli {
-    /// Root directory for container state.
-    #[arg(long, global = true, default_value = "/run/coracle")]
-    root: PathBuf,
+    /// Root directory for container state (default: /run/coracle as root,
+    /// $XDG_RUNTIME_DIR/coracle otherwise).
+    #[arg(long, global = true)]
+    root: Option<PathBuf>,
     /// Log file (default: stderr).
     #[arg(long, global = true)]
     log: Option<PathBuf>,
@@ -271,7 +272,7 @@ fn run(cli: &Cli) -> Result<u8> {
     let Some(command) = &cli.command else {
         return Err(CliError("no command given (see --help)".into()));
     };
-    let root = &cli.root;
+    let root = &cli.root.clone().unwrap_or_else(default_root);
     match command {
         Command::Create(args) => {
             Container::create(&args.id, root, &args.options())?;
@@ -556,4 +557,18 @@ fn exec(root: &Path, args: &ExecArgs) -> Result<u8> {
     })?;
     let status = proc.wait()?;
     Ok(u8::try_from(status & 0xff).unwrap_or(255))
+}
+
+/// The state root when `--root` is not given: /run/coracle for root; rootless (another user,
+/// or root inside a user namespace as under rootless podman) $XDG_RUNTIME_DIR/coracle, or
+/// /tmp/coracle-UID without one.
+fn default_root() -> PathBuf {
+    let uid = nix::unistd::geteuid();
+    if !coracle::namespaces::is_rootless() {
+        return PathBuf::from("/run/coracle");
+    }
+    match std::env::var_os("XDG_RUNTIME_DIR") {
+        Some(dir) if !dir.is_empty() => PathBuf::from(dir).join("coracle"),
+        _ => PathBuf::from(format!("/tmp/coracle-{uid}")),
+    }
 }

@@ -1,6 +1,5 @@
 //! The container lifecycle: create, start, kill, delete, state, wait.
 
-use std::fs::File;
 use std::io::Read;
 use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
@@ -13,10 +12,10 @@ use oci_spec::runtime::LinuxNamespaceType;
 use crate::cgroups::Cgroup;
 use crate::hooks;
 use crate::init::{self, InitArgs};
-use crate::namespaces::{clone_flag, render_mappings};
+use crate::namespaces::{ForChildren, IdMapper};
 use crate::spec::Config;
 use crate::state::{self, ContainerDir, Record, State, Status};
-use crate::sync::{self, ExpectError, Message};
+use crate::sync::{self, Message};
 use crate::sys::process::{self as sysproc, CloneResult};
 use crate::Error;
 
@@ -147,81 +146,6 @@ impl Drop for CreateGuard {
     }
 }
 
-/// Changes a "for children" namespace (pid, time) of the calling process for one clone, and
-/// puts the old one back when dropped, so that an embedding program is left as it was.
-pub(crate) struct ForChildren {
-    saved: Vec<(File, nix::sched::CloneFlags)>,
-}
-
-impl ForChildren {
-    /// Saves the current "for children" namespace of `kind` before it is changed.
-    fn save(&mut self, kind: LinuxNamespaceType) -> Result<(), ContainerError> {
-        let own = format!(
-            "/proc/self/ns/{}_for_children",
-            crate::namespaces::proc_name(kind)
-        );
-        let saved = File::open(&own).map_err(sys_err(format!("open {own}")))?;
-        self.saved.push((saved, clone_flag(kind)));
-        Ok(())
-    }
-
-    /// For `create`: the pid and time namespaces joined by path, or a new time namespace with
-    /// its offsets written.
-    fn for_create(config: &Config) -> Result<Self, ContainerError> {
-        let ns = &config.namespaces;
-        let mut me = Self { saved: Vec::new() };
-        for kind in [LinuxNamespaceType::Pid, LinuxNamespaceType::Time] {
-            let joined = ns.joined(kind).and_then(|n| n.join.as_ref());
-            let new_time = kind == LinuxNamespaceType::Time && ns.creates(kind);
-            if joined.is_none() && !new_time {
-                continue;
-            }
-            me.save(kind)?;
-            if let Some((path, f)) = joined {
-                nix::sched::setns(f.as_fd(), clone_flag(kind))
-                    .map_err(nix_err(format!("setns {kind} {}", path.display())))?;
-            } else {
-                nix::sched::unshare(clone_flag(kind)).map_err(nix_err("unshare time namespace"))?;
-                std::fs::write("/proc/self/timens_offsets", &ns.time_offsets).map_err(sys_err(
-                    "linux.timeOffsets: write /proc/self/timens_offsets",
-                ))?;
-            }
-        }
-        Ok(me)
-    }
-
-    /// For `exec`: the pid and time namespaces of the process `pid`, where they differ from ours.
-    pub(crate) fn for_exec(pid: i32) -> Result<Self, ContainerError> {
-        let mut me = Self { saved: Vec::new() };
-        for kind in [LinuxNamespaceType::Pid, LinuxNamespaceType::Time] {
-            let name = crate::namespaces::proc_name(kind);
-            let theirs = format!("/proc/{pid}/ns/{name}");
-            let mine = format!("/proc/self/ns/{name}_for_children");
-            let (Ok(a), Ok(b)) = (std::fs::metadata(&theirs), std::fs::metadata(&mine)) else {
-                continue;
-            };
-            use std::os::unix::fs::MetadataExt;
-            if a.ino() == b.ino() && a.dev() == b.dev() {
-                continue;
-            }
-            let f = File::open(&theirs).map_err(sys_err(format!("open {theirs}")))?;
-            me.save(kind)?;
-            nix::sched::setns(f.as_fd(), clone_flag(kind))
-                .map_err(nix_err(format!("setns {theirs}")))?;
-        }
-        Ok(me)
-    }
-}
-
-impl Drop for ForChildren {
-    fn drop(&mut self) {
-        for (file, flag) in self.saved.drain(..).rev() {
-            // Deliberately swallowed: nothing sensible to do if the old namespace is gone.
-            let _ = nix::sched::setns(file.as_fd(), flag);
-        }
-    }
-}
-
 impl Container {
     /// Creates the container `id` in the state root `root` from `opts.bundle`: checks the
     /// bundle, makes the state directory and the cgroup, clones the container process, and
@@ -276,14 +200,37 @@ impl Container {
             .ok_or(ContainerError::Unsupported("state"))?;
         dir.write(&record)?;
         let fifo = make_fifo(&dir.fifo_path())?;
-        cgroup.create()?;
+        // Without root, a cgroup we may not make is skipped with a warning, as runc does.
+        let in_cgroup = match cgroup.create() {
+            Ok(()) => true,
+            Err(e) if crate::namespaces::is_rootless() && is_permission_error(&e) => {
+                if config
+                    .spec
+                    .linux()
+                    .as_ref()
+                    .and_then(|l| l.resources().as_ref())
+                    .is_some()
+                {
+                    eprintln!(
+                        "coracle: warning: linux.resources ignored: no cgroup (rootless): {e}"
+                    );
+                }
+                false
+            }
+            Err(e) => return Err(e.into()),
+        };
         guard.cgroup = Some(cgroup.clone());
         record.cgroup = cgroup.clone();
         // Recorded at once, so that a delete after a crash finds the directories.
         dir.write(&record)?;
 
         let (parent_end, child_end) = sync::pair().map_err(ContainerError::from)?;
-        let clone_target = cgroup.clone_target();
+        let clone_target = if in_cgroup {
+            cgroup.clone_target()
+        } else {
+            None
+        };
+        let id_mapper = IdMapper::for_config(&config.namespaces);
         let for_children = ForChildren::for_create(&config)?;
         let flags = u64::from(config.namespaces.clone_flags().bits().cast_unsigned());
         // SAFETY: the runtime is single-threaded (documented requirement of `create`); the child
@@ -298,6 +245,7 @@ impl Container {
                     fifo: fifo.as_fd(),
                     no_pivot: opts.no_pivot,
                     no_new_keyring: opts.no_new_keyring,
+                    allow_setgroups: id_mapper.allows_setgroups(),
                     console: console.child.as_ref(),
                     preserve_fds: opts.preserve_fds + opts.listen_fds,
                 };
@@ -314,9 +262,15 @@ impl Container {
         guard.child = Some(pidfd);
 
         if config.namespaces.creates(LinuxNamespaceType::User) {
-            write_id_maps(pid, &config)?;
+            id_mapper.write(pid, &config.namespaces)?;
         }
-        if clone_target.is_none() {
+        // The child may start on its namespaces and root filesystem while we put it in its
+        // cgroup (the first write to a v1 cgroup.procs takes milliseconds): it waits for
+        // `Placed` before anything that depends on the cgroup, and before user code.
+        parent_end
+            .send(&Message::Go)
+            .map_err(ContainerError::from)?;
+        if clone_target.is_none() && in_cgroup {
             cgroup.add_pid(pid)?;
         }
         // prestart and createRuntime hooks: the namespaces exist, nothing is mounted yet.
@@ -326,14 +280,26 @@ impl Container {
             .map_err(ContainerError::from)?;
         hooks::run_all(hooks, hooks::Kind::CreateRuntime, &record.state)
             .map_err(ContainerError::from)?;
-        parent_end
-            .send(&Message::Go)
-            .map_err(ContainerError::from)?;
-
-        match parent_end.expect(&Message::Ready, Some(SETUP_TIMEOUT)) {
-            Ok(()) => {}
-            Err(ExpectError::Remote(text)) => return Err(ContainerError::Init(text).into()),
-            Err(ExpectError::Sync(e)) => return Err(ContainerError::from(e).into()),
+        // A child that failed meanwhile has sent its error: the wait below reports it.
+        let _ = parent_end.send(&Message::Placed);
+        loop {
+            match parent_end.recv_with_fd("Ready", Some(SETUP_TIMEOUT)) {
+                Ok((Message::Ready, _)) => break,
+                Ok((Message::SeccompFd, Some(fd))) => {
+                    let mut st = record.state.clone();
+                    st.status = Status::Creating;
+                    forward_seccomp_fd(&config.spec, &st, &fd)?;
+                }
+                Ok((Message::Error(text), _)) => return Err(ContainerError::Init(text).into()),
+                Ok((got, _)) => {
+                    let e = sync::SyncError::Unexpected {
+                        expected: "Ready",
+                        got,
+                    };
+                    return Err(ContainerError::from(e).into());
+                }
+                Err(e) => return Err(ContainerError::from(e).into()),
+            }
         }
         let (_, start_time) =
             state::proc_stat(pid).ok_or_else(|| ContainerError::InitDied(id.to_string()))?;
@@ -454,13 +420,14 @@ impl Container {
         if status != Status::Created {
             return Err(self.wrong(status, "start it"));
         }
+        // The pidfd first: once the FIFO is open the program may run and exit at once.
+        let pidfd = self.init_pidfd()?;
         let fifo_path = self.dir.fifo_path();
         let mut fifo = std::fs::OpenOptions::new()
             .read(true)
             .custom_flags(libc::O_NONBLOCK | libc::O_CLOEXEC)
             .open(&fifo_path)
             .map_err(sys_err(format!("open {}", fifo_path.display())))?;
-        let pidfd = self.init_pidfd()?;
         loop {
             let mut fds = [
                 nix::poll::PollFd::new(fifo.as_fd(), nix::poll::PollFlags::POLLIN),
@@ -604,22 +571,6 @@ fn make_fifo(path: &Path) -> Result<OwnedFd, ContainerError> {
     Ok(f.into())
 }
 
-fn write_id_maps(pid: i32, config: &Config) -> Result<(), ContainerError> {
-    let ns = &config.namespaces;
-    for (file, maps) in [("uid_map", &ns.uid_mappings), ("gid_map", &ns.gid_mappings)] {
-        let path = format!("/proc/{pid}/{file}");
-        std::fs::write(&path, render_mappings(maps)).map_err(sys_err(format!(
-            "linux.{}: write {path}",
-            if file == "uid_map" {
-                "uidMappings"
-            } else {
-                "gidMappings"
-            }
-        )))?;
-    }
-    Ok(())
-}
-
 /// Writes the pid file atomically (temporary file + rename), as runc does.
 pub(crate) fn write_pid_file(path: &Path, pid: i32) -> Result<(), ContainerError> {
     let path =
@@ -631,4 +582,45 @@ pub(crate) fn write_pid_file(path: &Path, pid: i32) -> Result<(), ContainerError
     let tmp = path.with_file_name(format!(".{name}.tmp"));
     std::fs::write(&tmp, pid.to_string()).map_err(sys_err(format!("write {}", tmp.display())))?;
     std::fs::rename(&tmp, &path).map_err(sys_err(format!("rename {}", path.display())))
+}
+
+/// Whether `e` comes from an EACCES/EPERM somewhere in its chain.
+fn is_permission_error(e: &(dyn std::error::Error + 'static)) -> bool {
+    let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(err) = cur {
+        if let Some(io) = err.downcast_ref::<std::io::Error>() {
+            if io.kind() == std::io::ErrorKind::PermissionDenied
+                || io.raw_os_error() == Some(libc::EPERM)
+            {
+                return true;
+            }
+        }
+        cur = err.source();
+    }
+    false
+}
+
+/// Hands a seccomp notify fd to the agent at `linux.seccomp.listenerPath`, with the state of
+/// the container process as the runtime-spec says.
+pub(crate) fn forward_seccomp_fd(
+    spec: &oci_spec::runtime::Spec,
+    state: &State,
+    fd: &OwnedFd,
+) -> Result<(), Error> {
+    let Some(seccomp) = spec.linux().as_ref().and_then(|l| l.seccomp().as_ref()) else {
+        return Ok(());
+    };
+    let Some(path) = seccomp.listener_path() else {
+        return Ok(());
+    };
+    let state_value = serde_json::to_value(state).unwrap_or_default();
+    let json = crate::seccomp::process_state_json(
+        state.pid,
+        seccomp.listener_metadata().as_deref(),
+        &state_value,
+    )
+    .map_err(crate::spec::SpecError::from)?;
+    crate::seccomp::send_to_listener(path, fd.as_fd(), &json)
+        .map_err(crate::spec::SpecError::from)?;
+    Ok(())
 }

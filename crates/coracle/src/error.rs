@@ -2,6 +2,7 @@
 
 use crate::cgroups::CgroupError;
 use crate::container::ContainerError;
+use crate::namespaces::NamespaceError;
 use crate::spec::SpecError;
 use crate::state::StateError;
 
@@ -17,6 +18,9 @@ pub enum Error {
     /// A lifecycle operation.
     #[error(transparent)]
     Container(#[from] ContainerError),
+    /// Entering or setting up namespaces.
+    #[error(transparent)]
+    Namespaces(#[from] NamespaceError),
     /// A cgroup operation.
     #[error(transparent)]
     Cgroup(#[from] CgroupError),

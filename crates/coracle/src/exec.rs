@@ -8,8 +8,9 @@ use std::path::PathBuf;
 use nix::sched::CloneFlags;
 use oci_spec::runtime::{LinuxNamespaceType, Process};
 
-use crate::container::{sys_err, Container, ContainerError, ForChildren};
+use crate::container::{sys_err, Container, ContainerError};
 use crate::init::{self, ExecInitArgs};
+use crate::namespaces::ForChildren;
 use crate::spec::ProcessConfig;
 use crate::state::Status;
 use crate::sync::{self, Message, SyncError};
@@ -69,11 +70,26 @@ impl Container {
                 .map_err(ContainerError::from)?
                 .child;
         let init_pidfd = self.init_pidfd()?;
+        // In a user namespace whose setgroups is denied, the process keeps its groups.
+        let setgroups = std::fs::read_to_string(format!("/proc/{}/setgroups", self.init_pid()));
+        let allow_setgroups = setgroups.map(|s| s.trim() != "deny").unwrap_or(true);
         let join = self.join_flags();
+        let linux = self.config().linux().as_ref();
+        let seccomp = match linux {
+            Some(l) => crate::spec::compile_seccomp(l)?,
+            None => None,
+        };
         let cgroup = self.cgroup();
         let clone_target = cgroup.clone_target();
         let (parent_end, child_end) = sync::pair().map_err(ContainerError::from)?;
-        let for_children = ForChildren::for_exec(self.init_pid())?;
+        // Root changes its pid/time namespaces for children before the clone; anyone else may
+        // not, and the child joins them itself and forks once more ("nested").
+        let nested = !nix::unistd::geteuid().is_root();
+        let for_children = if nested {
+            None
+        } else {
+            Some(ForChildren::for_exec(self.init_pid())?)
+        };
         // SAFETY: the runtime is single-threaded; the child runs `init::run_exec` and leaves
         // with `_exit` or execve, never returning into our caller.
         let cloned = unsafe { sysproc::clone3(0, clone_target.as_ref().map(|f| f.as_fd())) };
@@ -86,6 +102,10 @@ impl Container {
                     join,
                     console: console.as_ref(),
                     preserve_fds: opts.preserve_fds,
+                    allow_setgroups,
+                    seccomp: seccomp.as_ref(),
+                    nested,
+                    join_for_children: self.join_flags_for_children(),
                 };
                 sysproc::exit_now(init::run_exec(args, child_end))
             }
@@ -99,14 +119,56 @@ impl Container {
             let _ = sysproc::pidfd_wait(pidfd.as_fd(), false);
             e
         };
+        let (pid, pidfd) = if nested {
+            // The intermediate child reports its own child (ours, by CLONE_PARENT) and exits.
+            let grandchild = match parent_end.recv("Pid", None) {
+                Ok(Message::Pid(p)) => p,
+                Ok(Message::Error(text)) => {
+                    let _ = sysproc::pidfd_wait(pidfd.as_fd(), false);
+                    return Err(ContainerError::Init(text).into());
+                }
+                Ok(got) => {
+                    return Err(kill_child(
+                        ContainerError::from(SyncError::Unexpected {
+                            expected: "Pid",
+                            got,
+                        })
+                        .into(),
+                    ))
+                }
+                Err(e) => return Err(kill_child(ContainerError::from(e).into())),
+            };
+            let _ = sysproc::pidfd_wait(pidfd.as_fd(), false);
+            let gfd = sysproc::pidfd_open(grandchild)
+                .map_err(sys_err(format!("pidfd_open {grandchild}")))?;
+            (grandchild, gfd)
+        } else {
+            (pid, pidfd)
+        };
+        let kill_child = |e: Error| {
+            let _ = sysproc::pidfd_send_signal(pidfd.as_fd(), libc::SIGKILL);
+            let _ = sysproc::pidfd_wait(pidfd.as_fd(), false);
+            e
+        };
         if clone_target.is_none() {
-            cgroup.add_pid(pid).map_err(|e| kill_child(e.into()))?;
+            match cgroup.add_pid(pid) {
+                Ok(()) => {}
+                // Without root, a container may have no cgroup of its own (rootless).
+                Err(_) if nested => {}
+                Err(e) => return Err(kill_child(e.into())),
+            }
         }
         parent_end
             .send(&Message::Go)
             .map_err(|e| kill_child(ContainerError::from(e).into()))?;
         // The channel is close-on-exec: end-of-file means the program was exec'ed.
-        match parent_end.recv("exec", None) {
+        let mut got = parent_end.recv_with_fd("exec", None);
+        if let Ok((Message::SeccompFd, Some(fd))) = &got {
+            self.forward_seccomp_fd(fd, pid)
+                .map_err(&kill_child)?;
+            got = parent_end.recv_with_fd("exec", None);
+        }
+        match got.map(|(m, _)| m) {
             Err(SyncError::Eof { .. }) => {}
             Ok(Message::Error(text)) => {
                 let _ = sysproc::pidfd_wait(pidfd.as_fd(), false);
@@ -129,18 +191,37 @@ impl Container {
         Ok(ExecProcess { pid, pidfd })
     }
 
+    /// Sends an exec'ed process's seccomp notify fd to the container's listener.
+    fn forward_seccomp_fd(&self, fd: &OwnedFd, pid: i32) -> Result<(), Error> {
+        let mut st = self.state()?;
+        st.pid = pid;
+        crate::container::forward_seccomp_fd(self.config(), &st, fd)
+    }
+
+    /// The pid and time namespaces of the container's config (joined for children).
+    fn join_flags_for_children(&self) -> CloneFlags {
+        self.config_namespaces()
+            .filter(|k| matches!(k, LinuxNamespaceType::Pid | LinuxNamespaceType::Time))
+            .fold(CloneFlags::empty(), |acc, k| {
+                acc | crate::namespaces::clone_flag(k)
+            })
+    }
+
+    /// The namespace types of the container's config.
+    fn config_namespaces(&self) -> impl Iterator<Item = LinuxNamespaceType> + '_ {
+        self.config()
+            .linux()
+            .as_ref()
+            .and_then(|l| l.namespaces().as_ref())
+            .into_iter()
+            .flatten()
+            .map(|n| n.typ())
+    }
+
     /// The namespaces an exec'ed process joins by `setns` on the init's pidfd: those of the
     /// container's config, but pid and time (joined before the clone).
     fn join_flags(&self) -> CloneFlags {
-        let namespaces = self
-            .config()
-            .linux()
-            .as_ref()
-            .and_then(|l| l.namespaces().clone())
-            .unwrap_or_default();
-        namespaces
-            .iter()
-            .map(|n| n.typ())
+        self.config_namespaces()
             .filter(|k| !matches!(k, LinuxNamespaceType::Pid | LinuxNamespaceType::Time))
             .fold(CloneFlags::empty(), |acc, k| {
                 acc | crate::namespaces::clone_flag(k)

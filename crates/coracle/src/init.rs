@@ -6,7 +6,7 @@
 
 use std::ffi::{CStr, CString};
 use std::io::Write;
-use std::os::fd::{AsRawFd, BorrowedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -33,6 +33,8 @@ pub(crate) enum InitError {
     Rootfs(#[from] RootfsError),
     #[error(transparent)]
     Hook(#[from] crate::hooks::HookError),
+    #[error(transparent)]
+    Seccomp(#[from] crate::seccomp::SeccompError),
     #[error(transparent)]
     Console(#[from] crate::console::ConsoleError),
     #[error(transparent)]
@@ -76,6 +78,8 @@ pub(crate) struct InitArgs<'a> {
     pub fifo: BorrowedFd<'a>,
     pub no_pivot: bool,
     pub no_new_keyring: bool,
+    /// Whether setgroups is allowed (not in a user namespace with setgroups denied).
+    pub allow_setgroups: bool,
     /// The connected `--console-socket`, when the process has a terminal.
     pub console: Option<&'a std::os::fd::OwnedFd>,
     /// Fds 3 .. 3+preserve_fds stay open across execve.
@@ -117,101 +121,192 @@ pub(crate) fn error_chain(e: &dyn std::error::Error) -> String {
 /// Steps 1-12: everything that can fail in a way `create` must report.
 fn prepare(args: &InitArgs<'_>, channel: &Channel) -> Result<CString, InitError> {
     let cfg = args.config;
-    let ns = &cfg.namespaces;
     // 1. Never expose the runtime binary through /proc/PID/exe to the container (CVE-2019-5736);
     //    execve resets this for the user's program.
     sys::process::set_dumpable(false).map_err(sys_err("prctl(PR_SET_DUMPABLE)"))?;
     // 2. Wait until the parent wrote our id maps and put us in the cgroup.
-    match channel.expect(&Message::Go, Some(Duration::from_secs(60))) {
-        Ok(()) => {}
-        Err(ExpectError::Sync(e)) => return Err(e.into()),
-        Err(ExpectError::Remote(text)) => return Err(InitError::Parent(text)),
+    wait_for_go(channel)?;
+    // 3. Namespaces: joined ones, root of a new user namespace.
+    enter_namespaces(cfg)?;
+    // 4. Once placed in the cgroup (wait only when needed: hooks must follow createRuntime;
+    //    the cgroup namespace and cgroup mounts need the cgroup): createContainer hooks, the
+    //    root filesystem up to pivot_root, cwd.
+    let cgroup_ns = cfg.namespaces.creates(LinuxNamespaceType::Cgroup);
+    let mut placed = Placement {
+        channel,
+        cgroup_ns,
+        done: false,
+    };
+    if has_hooks(cfg) {
+        placed.wait()?;
     }
-    // 3. Join the namespaces given by path (pid and time were joined by the parent).
-    ns.enter_joined(&[LinuxNamespaceType::Pid, LinuxNamespaceType::Time])?;
-    // 4. In a new user namespace, become its root.
-    let in_user_ns = ns.has(LinuxNamespaceType::User);
-    if ns.creates(LinuxNamespaceType::User) {
-        nix::unistd::setresgid(0.into(), 0.into(), 0.into()).map_err(nix_err("setresgid(0)"))?;
-        nix::unistd::setresuid(0.into(), 0.into(), 0.into()).map_err(nix_err("setresuid(0)"))?;
-    }
-    // 4b. The cgroup namespace, only now that we are in the container's cgroup (its root is
-    //     the cgroup we are in when it is made).
-    if ns.creates(LinuxNamespaceType::Cgroup) {
-        nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWCGROUP)
-            .map_err(nix_err("unshare cgroup namespace"))?;
-    }
-    // 5. createContainer hooks (in our namespaces), then the root filesystem up to pivot_root.
     let state = container_state(cfg, args.id, Status::Created);
     crate::hooks::run_all(
         cfg.spec.hooks().as_ref(),
         crate::hooks::Kind::CreateContainer,
         &state,
     )?;
-    rootfs::setup(
-        &cfg.rootfs_plan,
-        SetupOptions {
-            no_pivot: args.no_pivot,
-            in_user_ns,
-            cgroup_ns: ns.has(LinuxNamespaceType::Cgroup),
-        },
-    )?;
-    // 5b. The working directory exists (made as root, inside the new root), as runc does.
-    if let Err(e) = std::fs::create_dir_all(&cfg.process.cwd) {
-        return Err(InitError::Cwd {
-            path: cfg.process.cwd.clone(),
-            source: e,
-        });
-    }
-    // 6. Host and domain name; a session keyring of its own (unless --no-new-keyring).
-
-    if !args.no_new_keyring {
-        sys::process::join_new_session_keyring().map_err(sys_err("join a new session keyring"))?;
-    }
-    if let Some(h) = &cfg.hostname {
-        nix::unistd::sethostname(h).map_err(nix_err("sethostname"))?;
-    }
-    if let Some(d) = &cfg.domainname {
-        sys::process::setdomainname(d).map_err(sys_err("setdomainname"))?;
-    }
-    // 7. sysctls, through the container's /proc.
-    //    Each file is opened through a checked walk and must be on procfs (no planted link).
-    if !cfg.sysctl.is_empty() {
-        let root = rootfs::RootHandle::open(Path::new("/")).map_err(sys_err("open /"))?;
-        for (key, value) in &cfg.sysctl {
-            let path = Path::new("/proc/sys").join(key.replace('.', "/"));
-            let err = || format!("linux.sysctl {key}: write {}", path.display());
-            let fd = root
-                .open_on_fs(
-                    &path,
-                    nix::fcntl::OFlag::O_WRONLY,
-                    nix::sys::statfs::PROC_SUPER_MAGIC,
-                )
-                .map_err(sys_err(err()))?;
-            std::fs::File::from(fd)
-                .write_all(value.as_bytes())
-                .map_err(sys_err(err()))?;
-        }
-    }
-    // 8. The terminal, on the container's /dev/pts; read-only and masked paths, read-only root.
+    build_rootfs(args, &mut placed)?;
+    placed.wait()?;
+    // 5. Host and domain name, session keyring, sysctls.
+    set_names(args)?;
+    write_sysctls(cfg)?;
+    // 6. The terminal, on the container's /dev/pts; read-only and masked paths, read-only root.
     if let Some(socket) = args.console {
         crate::console::setup_pty(socket, cfg.process.console_size)?;
     }
     rootfs::finalize(&cfg.rootfs_plan)?;
-    // 9. OOM score and resource limits, while we still hold every capability.
-    let p = &cfg.process;
-    if let Some(adj) = p.oom_score_adj {
+    // 7. OOM score (while we hold every capability), then the process's own credentials.
+    if let Some(adj) = cfg.process.oom_score_adj {
         std::fs::write("/proc/self/oom_score_adj", adj.to_string()).map_err(sys_err(
             "process.oomScoreAdj: write /proc/self/oom_score_adj",
         ))?;
     }
+    let exe = become_process(
+        &cfg.process,
+        args.allow_setgroups,
+        cfg.seccomp.as_ref(),
+        channel,
+    )?;
+    channel.send(&Message::Ready)?;
+    Ok(exe)
+}
+
+/// Waits for the parent's [`Message::Go`].
+fn wait_for_go(channel: &Channel) -> Result<(), InitError> {
+    match channel.expect(&Message::Go, Some(Duration::from_secs(60))) {
+        Ok(()) => Ok(()),
+        Err(ExpectError::Sync(e)) => Err(e.into()),
+        Err(ExpectError::Remote(text)) => Err(InitError::Parent(text)),
+    }
+}
+
+/// Waiting for [`Message::Placed`], once: then the cgroup namespace is made, now that we are in
+/// the container's cgroup (its root is the cgroup we are in when it is made).
+struct Placement<'a> {
+    channel: &'a Channel,
+    cgroup_ns: bool,
+    done: bool,
+}
+
+impl Placement<'_> {
+    fn wait(&mut self) -> Result<(), InitError> {
+        if self.done {
+            return Ok(());
+        }
+        match self
+            .channel
+            .expect(&Message::Placed, Some(Duration::from_secs(60)))
+        {
+            Ok(()) => {}
+            Err(ExpectError::Sync(e)) => return Err(e.into()),
+            Err(ExpectError::Remote(text)) => return Err(InitError::Parent(text)),
+        }
+        if self.cgroup_ns {
+            nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWCGROUP)
+                .map_err(nix_err("unshare cgroup namespace"))?;
+        }
+        self.done = true;
+        Ok(())
+    }
+}
+
+/// Whether the config has hooks the container process must not run ahead of.
+fn has_hooks(cfg: &Config) -> bool {
+    use crate::hooks::Kind;
+    cfg.spec.hooks().as_ref().is_some_and(|h| {
+        [Kind::Prestart, Kind::CreateRuntime, Kind::CreateContainer]
+            .iter()
+            .any(|k| !k.select(h).is_empty())
+    })
+}
+
+/// Joins the namespaces given by path (pid and time were joined by the parent) and becomes
+/// root of a new user namespace.
+fn enter_namespaces(cfg: &Config) -> Result<(), InitError> {
+    let ns = &cfg.namespaces;
+    ns.enter_joined(&[LinuxNamespaceType::Pid, LinuxNamespaceType::Time])?;
+    if ns.creates(LinuxNamespaceType::User) {
+        nix::unistd::setresgid(0.into(), 0.into(), 0.into()).map_err(nix_err("setresgid(0)"))?;
+        nix::unistd::setresuid(0.into(), 0.into(), 0.into()).map_err(nix_err("setresuid(0)"))?;
+    }
+    Ok(())
+}
+
+/// The root filesystem up to pivot_root, then the working directory made if missing (as root,
+/// inside the new root), as runc does.
+fn build_rootfs(args: &InitArgs<'_>, placed: &mut Placement<'_>) -> Result<(), InitError> {
+    let cfg = args.config;
+    let ns = &cfg.namespaces;
+    let opts = SetupOptions {
+        no_pivot: args.no_pivot,
+        in_user_ns: ns.has(LinuxNamespaceType::User),
+        cgroup_ns: ns.has(LinuxNamespaceType::Cgroup),
+    };
+    rootfs::setup_with(&cfg.rootfs_plan, opts, || placed.wait())?;
+    std::fs::create_dir_all(&cfg.process.cwd).map_err(|source| InitError::Cwd {
+        path: cfg.process.cwd.clone(),
+        source,
+    })
+}
+
+/// A session keyring of our own (unless --no-new-keyring), host and domain name.
+fn set_names(args: &InitArgs<'_>) -> Result<(), InitError> {
+    if !args.no_new_keyring {
+        sys::process::join_new_session_keyring().map_err(sys_err("join a new session keyring"))?;
+    }
+    if let Some(h) = &args.config.hostname {
+        nix::unistd::sethostname(h).map_err(nix_err("sethostname"))?;
+    }
+    if let Some(d) = &args.config.domainname {
+        sys::process::setdomainname(d).map_err(sys_err("setdomainname"))?;
+    }
+    Ok(())
+}
+
+/// sysctls, through the container's /proc: each file opened through a checked walk and
+/// required to be on procfs (no planted link or mount).
+fn write_sysctls(cfg: &Config) -> Result<(), InitError> {
+    if cfg.sysctl.is_empty() {
+        return Ok(());
+    }
+    let root = rootfs::RootHandle::open(Path::new("/")).map_err(sys_err("open /"))?;
+    for (key, value) in &cfg.sysctl {
+        let path = Path::new("/proc/sys").join(key.replace('.', "/"));
+        let err = || format!("linux.sysctl {key}: write {}", path.display());
+        let fd = root
+            .open_on_fs(
+                &path,
+                nix::fcntl::OFlag::O_WRONLY,
+                nix::sys::statfs::PROC_SUPER_MAGIC,
+            )
+            .map_err(sys_err(err()))?;
+        std::fs::File::from(fd)
+            .write_all(value.as_bytes())
+            .map_err(sys_err(err()))?;
+    }
+    Ok(())
+}
+
+/// The process's own settings, for the init and for exec: resource limits (while we hold every
+/// capability), the program looked up in the container's PATH, the working directory (as root;
+/// again as the user if root may not enter it), the user with its groups and capabilities, and
+/// no_new_privs. Returns the program to exec.
+fn become_process(
+    p: &ProcessConfig,
+    allow_setgroups: bool,
+    seccomp: Option<&crate::seccomp::Program>,
+    channel: &Channel,
+) -> Result<CString, InitError> {
     p.rlimits.apply()?;
-    // 10. The program, looked up in the container's PATH.
     let exe = find_executable(p)?;
-    // 11. The working directory (as root; again as the user if root may not enter it).
     let cwd_first = nix::unistd::chdir(&p.cwd);
-    // 12. The user, its groups and capabilities; no_new_privs.
-    user::switch(&p.user, &p.capabilities, true)?;
+    // Without no_new_privs, installing a filter needs CAP_SYS_ADMIN: before the user switch
+    // (as runc does; the profile must then allow the switch's own calls).
+    if !p.no_new_privileges {
+        install_seccomp(seccomp, channel)?;
+    }
+    user::switch(&p.user, &p.capabilities, allow_setgroups)?;
     if cwd_first.is_err() {
         nix::unistd::chdir(&p.cwd).map_err(|e| InitError::Cwd {
             path: p.cwd.clone(),
@@ -221,9 +316,23 @@ fn prepare(args: &InitArgs<'_>, channel: &Channel) -> Result<CString, InitError>
     check_cwd(&p.cwd)?;
     if p.no_new_privileges {
         sys::process::set_no_new_privs().map_err(sys_err("prctl(PR_SET_NO_NEW_PRIVS)"))?;
+        install_seccomp(seccomp, channel)?;
     }
-    channel.send(&Message::Ready)?;
     Ok(exe)
+}
+
+/// Installs the seccomp filter; a notify fd goes to the runtime, for the listener.
+fn install_seccomp(
+    seccomp: Option<&crate::seccomp::Program>,
+    channel: &Channel,
+) -> Result<(), InitError> {
+    let Some(program) = seccomp else {
+        return Ok(());
+    };
+    if let Some(fd) = crate::seccomp::install(program)? {
+        channel.send_with_fd(&Message::SeccompFd, fd.as_fd())?;
+    }
+    Ok(())
 }
 
 /// The state a hook run from the container process sees (the pid as seen from the runtime is
@@ -347,11 +456,33 @@ pub(crate) struct ExecInitArgs<'a> {
     pub join: nix::sched::CloneFlags,
     pub console: Option<&'a std::os::fd::OwnedFd>,
     pub preserve_fds: u32,
+    /// Whether setgroups is allowed in the container's user namespace.
+    pub allow_setgroups: bool,
+    /// The container's seccomp filter.
+    pub seccomp: Option<&'a crate::seccomp::Program>,
+    /// Join every namespace (pid and time too) here, then fork the real process with
+    /// CLONE_PARENT and report its pid (for a runtime that may not change its own).
+    pub nested: bool,
+    /// For a nested exec: the container's pid and time namespaces (those it has of its own).
+    pub join_for_children: nix::sched::CloneFlags,
 }
 
 /// Runs a process exec'ed into a container; returns only an exit code when it failed (the
 /// error then went to the parent over `channel`).
-pub(crate) fn run_exec(args: ExecInitArgs<'_>, channel: Channel) -> i32 {
+pub(crate) fn run_exec(mut args: ExecInitArgs<'_>, channel: Channel) -> i32 {
+    if args.nested {
+        match join_and_fork(&args, &channel) {
+            Ok(Some(pid)) => {
+                let _ = channel.send(&Message::Pid(pid));
+                return 0;
+            }
+            Ok(None) => args.join = nix::sched::CloneFlags::empty(),
+            Err(e) => {
+                let _ = channel.send(&Message::Error(error_chain(&e)));
+                return 1;
+            }
+        }
+    }
     let err = exec_steps(&args, &channel);
     let _ = channel.send(&Message::Error(error_chain(&err)));
     1
@@ -379,21 +510,7 @@ fn exec_steps(args: &ExecInitArgs<'_>, channel: &Channel) -> InitError {
             crate::console::setup_pty(socket, p.console_size)?;
         }
         // 5. Limits, program, working directory, user and capabilities, as for the init.
-        p.rlimits.apply()?;
-        let exe = find_executable(p)?;
-        let cwd_first = nix::unistd::chdir(&p.cwd);
-        user::switch(&p.user, &p.capabilities, true)?;
-        if cwd_first.is_err() {
-            nix::unistd::chdir(&p.cwd).map_err(|e| InitError::Cwd {
-                path: p.cwd.clone(),
-                source: e.into(),
-            })?;
-        }
-        check_cwd(&p.cwd)?;
-        if p.no_new_privileges {
-            sys::process::set_no_new_privs().map_err(sys_err("prctl(PR_SET_NO_NEW_PRIVS)"))?;
-        }
-        Ok(exe)
+        become_process(p, args.allow_setgroups, args.seccomp, channel)
     };
     let exe = match run() {
         Ok(exe) => exe,
@@ -407,5 +524,23 @@ fn exec_steps(args: &ExecInitArgs<'_>, channel: &Channel) -> InitError {
     match nix::unistd::execve(&exe, &args.process.args, &args.process.env) {
         Err(e) => nix_err(format!("exec {}", exe.to_string_lossy()))(e),
         Ok(never) => match never {},
+    }
+}
+
+/// For a nested exec: joins all the init's namespaces (pid and time for our children) and forks
+/// the process that will exec as a sibling (CLONE_PARENT). Returns its pid in the intermediate
+/// child, `None` in the new process.
+fn join_and_fork(args: &ExecInitArgs<'_>, _channel: &Channel) -> Result<Option<i32>, InitError> {
+    sys::process::set_dumpable(false).map_err(sys_err("prctl(PR_SET_DUMPABLE)"))?;
+    let flags = args.join | args.join_for_children;
+    nix::sched::setns(args.init_pidfd, flags)
+        .map_err(nix_err("setns to the container's namespaces"))?;
+    // SAFETY: single-threaded; the new process continues in `run_exec` and leaves by execve
+    // or `_exit`.
+    match unsafe { sys::process::clone3(libc::CLONE_PARENT as u64, None) }
+        .map_err(sys_err("clone3"))?
+    {
+        sys::process::CloneResult::Child => Ok(None),
+        sys::process::CloneResult::Parent { pid, .. } => Ok(Some(pid)),
     }
 }

@@ -35,6 +35,7 @@ mod init;
 pub mod namespaces;
 pub mod rlimits;
 pub mod rootfs;
+pub mod seccomp;
 pub mod spec;
 pub mod state;
 pub mod sync;

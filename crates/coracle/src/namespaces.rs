@@ -32,6 +32,15 @@ pub enum NamespaceError {
         /// What is wrong.
         reason: String,
     },
+    /// A system call on namespaces failed.
+    #[error("{op}: {source}")]
+    Sys {
+        /// What was done.
+        op: String,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
     /// setns failed.
     #[error("setns {kind} ({path}): {source}")]
     Setns {
@@ -260,4 +269,182 @@ pub fn render_mappings(maps: &[LinuxIdMapping]) -> String {
     maps.iter()
         .map(|m| format!("{} {} {}\n", m.container_id(), m.host_id(), m.size()))
         .collect()
+}
+
+fn sys_err(op: impl Into<String>) -> impl FnOnce(std::io::Error) -> NamespaceError {
+    let op = op.into();
+    move |source| NamespaceError::Sys { op, source }
+}
+
+fn nix_err(op: impl Into<String>) -> impl FnOnce(nix::Error) -> NamespaceError {
+    let op = op.into();
+    move |e| NamespaceError::Sys {
+        op,
+        source: e.into(),
+    }
+}
+
+/// Changes a "for children" namespace (pid, time) of the calling process for one clone, and
+/// puts the old one back when dropped, so that an embedding program is left as it was.
+pub(crate) struct ForChildren {
+    saved: Vec<(File, nix::sched::CloneFlags)>,
+}
+
+impl ForChildren {
+    /// Saves the current "for children" namespace of `kind` before it is changed.
+    fn save(&mut self, kind: LinuxNamespaceType) -> Result<(), NamespaceError> {
+        let own = format!(
+            "/proc/self/ns/{}_for_children",
+            crate::namespaces::proc_name(kind)
+        );
+        let saved = File::open(&own).map_err(sys_err(format!("open {own}")))?;
+        self.saved.push((saved, clone_flag(kind)));
+        Ok(())
+    }
+
+    /// For `create`: the pid and time namespaces joined by path, or a new time namespace with
+    /// its offsets written.
+    pub(crate) fn for_create(config: &crate::spec::Config) -> Result<Self, NamespaceError> {
+        let ns = &config.namespaces;
+        let mut me = Self { saved: Vec::new() };
+        for kind in [LinuxNamespaceType::Pid, LinuxNamespaceType::Time] {
+            let joined = ns.joined(kind).and_then(|n| n.join.as_ref());
+            let new_time = kind == LinuxNamespaceType::Time && ns.creates(kind);
+            if joined.is_none() && !new_time {
+                continue;
+            }
+            me.save(kind)?;
+            if let Some((path, f)) = joined {
+                nix::sched::setns(f.as_fd(), clone_flag(kind))
+                    .map_err(nix_err(format!("setns {kind} {}", path.display())))?;
+            } else {
+                nix::sched::unshare(clone_flag(kind)).map_err(nix_err("unshare time namespace"))?;
+                std::fs::write("/proc/self/timens_offsets", &ns.time_offsets).map_err(sys_err(
+                    "linux.timeOffsets: write /proc/self/timens_offsets",
+                ))?;
+            }
+        }
+        Ok(me)
+    }
+
+    /// For `exec`: the pid and time namespaces of the process `pid`, where they differ from ours.
+    pub(crate) fn for_exec(pid: i32) -> Result<Self, NamespaceError> {
+        let mut me = Self { saved: Vec::new() };
+        for kind in [LinuxNamespaceType::Pid, LinuxNamespaceType::Time] {
+            let name = crate::namespaces::proc_name(kind);
+            let theirs = format!("/proc/{pid}/ns/{name}");
+            let mine = format!("/proc/self/ns/{name}_for_children");
+            let (Ok(a), Ok(b)) = (std::fs::metadata(&theirs), std::fs::metadata(&mine)) else {
+                continue;
+            };
+            use std::os::unix::fs::MetadataExt;
+            if a.ino() == b.ino() && a.dev() == b.dev() {
+                continue;
+            }
+            let f = File::open(&theirs).map_err(sys_err(format!("open {theirs}")))?;
+            me.save(kind)?;
+            nix::sched::setns(f.as_fd(), clone_flag(kind))
+                .map_err(nix_err(format!("setns {theirs}")))?;
+        }
+        Ok(me)
+    }
+}
+
+impl Drop for ForChildren {
+    fn drop(&mut self) {
+        for (file, flag) in self.saved.drain(..).rev() {
+            // Deliberately swallowed: nothing sensible to do if the old namespace is gone.
+            let _ = nix::sched::setns(file.as_fd(), flag);
+        }
+    }
+}
+
+/// How the uid/gid maps of a new user namespace get written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum IdMapper {
+    /// We are root: write them.
+    Direct,
+    /// Unprivileged, mapping only our own ids: write them after denying setgroups.
+    DenySetgroups,
+    /// Unprivileged, several ids: through the setuid helpers newuidmap/newgidmap.
+    Helpers,
+}
+
+impl IdMapper {
+    pub(crate) fn for_config(ns: &Namespaces) -> Self {
+        if nix::unistd::geteuid().is_root() {
+            return Self::Direct;
+        }
+        let own = |maps: &[oci_spec::runtime::LinuxIdMapping], id: u32| {
+            maps.len() == 1 && maps[0].host_id() == id && maps[0].size() == 1
+        };
+        if own(&ns.uid_mappings, nix::unistd::geteuid().as_raw())
+            && own(&ns.gid_mappings, nix::unistd::getegid().as_raw())
+        {
+            Self::DenySetgroups
+        } else {
+            Self::Helpers
+        }
+    }
+
+    /// Whether the container process may call setgroups.
+    pub(crate) fn allows_setgroups(self) -> bool {
+        self != Self::DenySetgroups
+    }
+
+    pub(crate) fn write(self, pid: i32, ns: &Namespaces) -> Result<(), NamespaceError> {
+        let maps = [
+            ("uid_map", "uidMappings", "newuidmap", &ns.uid_mappings),
+            ("gid_map", "gidMappings", "newgidmap", &ns.gid_mappings),
+        ];
+        if self == Self::DenySetgroups {
+            let path = format!("/proc/{pid}/setgroups");
+            std::fs::write(&path, "deny").map_err(sys_err(format!("write {path}")))?;
+        }
+        for (file, field, helper, list) in maps {
+            if self == Self::Helpers {
+                let mut cmd = std::process::Command::new(helper);
+                cmd.arg(pid.to_string());
+                for m in list.iter() {
+                    cmd.args([
+                        m.container_id().to_string(),
+                        m.host_id().to_string(),
+                        m.size().to_string(),
+                    ]);
+                }
+                let out = cmd
+                    .output()
+                    .map_err(sys_err(format!("linux.{field}: run {helper}")))?;
+                if !out.status.success() {
+                    let why = String::from_utf8_lossy(&out.stderr).trim().to_string();
+                    return Err(sys_err(format!("linux.{field}: {helper}"))(
+                        std::io::Error::other(why),
+                    ));
+                }
+                continue;
+            }
+            let path = format!("/proc/{pid}/{file}");
+            std::fs::write(&path, render_mappings(list))
+                .map_err(sys_err(format!("linux.{field}: write {path}")))?;
+        }
+        Ok(())
+    }
+}
+
+/// Whether the calling process runs in the initial user namespace (its uid map is the
+/// identity over all ids). A runtime started inside a user namespace (rootless podman) is
+/// treated as rootless even when its uid there is 0.
+pub fn in_initial_user_ns() -> bool {
+    match std::fs::read_to_string("/proc/self/uid_map") {
+        Ok(map) => {
+            let fields: Vec<&str> = map.split_whitespace().collect();
+            fields == ["0", "0", "4294967295"]
+        }
+        Err(_) => true,
+    }
+}
+
+/// Whether the runtime lacks host privileges: not root, or root only inside a user namespace.
+pub fn is_rootless() -> bool {
+    !nix::unistd::geteuid().is_root() || !in_initial_user_ns()
 }

@@ -71,6 +71,9 @@ pub enum SpecError {
     /// `process.rlimits` is invalid.
     #[error(transparent)]
     Rlimits(#[from] RlimitError),
+    /// `linux.seccomp` is invalid.
+    #[error(transparent)]
+    Seccomp(#[from] crate::seccomp::SeccompError),
 }
 
 fn invalid(field: impl Into<String>, reason: impl Into<String>) -> SpecError {
@@ -193,6 +196,8 @@ pub struct Config {
     pub domainname: Option<String>,
     /// `linux.sysctl`, sorted by key.
     pub sysctl: Vec<(String, String)>,
+    /// `linux.seccomp`, compiled.
+    pub seccomp: Option<crate::seccomp::Program>,
 }
 
 impl Config {
@@ -275,6 +280,7 @@ impl Config {
             }
         }
         let rootfs_plan = RootfsPlan::from_spec_in_bundle(&spec, &rootfs, bundle)?;
+        let seccomp = compile_seccomp(linux)?;
         Ok(Self {
             bundle: bundle.to_path_buf(),
             rootfs,
@@ -285,9 +291,21 @@ impl Config {
             hostname,
             domainname,
             sysctl,
+            seccomp,
             spec,
         })
     }
+}
+
+/// Compiles `linux.seccomp`, if any.
+pub fn compile_seccomp(
+    linux: &oci_spec::runtime::Linux,
+) -> Result<Option<crate::seccomp::Program>, SpecError> {
+    Ok(linux
+        .seccomp()
+        .as_ref()
+        .map(crate::seccomp::Program::from_spec)
+        .transpose()?)
 }
 
 /// Parses a config.json (or a process.json, with `T = Process`), ignoring capability names this

@@ -265,7 +265,7 @@ impl ContainerDir {
         serde_json::from_slice(&text).map_err(|source| StateError::Parse { path, source })
     }
 
-    /// Writes state.json atomically (temporary file, fsync, rename).
+    /// Writes state.json atomically (temporary file, rename).
     pub fn write(&self, record: &Record) -> Result<(), StateError> {
         let path = self.path.join(STATE_FILE);
         let tmp = self.path.join(".state.json.tmp");
@@ -281,8 +281,9 @@ impl ContainerDir {
             .custom_flags(libc::O_CLOEXEC)
             .open(&tmp)
             .map_err(io_err("create", &tmp))?;
+        // No fsync: the state lives as long as the machine's processes do (/run is volatile);
+        // the rename alone keeps readers from ever seeing a torn file.
         f.write_all(&text).map_err(io_err("write", &tmp))?;
-        f.sync_all().map_err(io_err("fsync", &tmp))?;
         fs::rename(&tmp, &path).map_err(io_err("rename", &path))
     }
 

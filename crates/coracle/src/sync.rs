@@ -3,9 +3,14 @@
 //!
 //! | step | from   | message          | meaning                                              |
 //! |------|--------|------------------|------------------------------------------------------|
-//! | 1    | parent | [`Message::Go`]  | id maps written, cgroup joined: set up the container |
-//! | 2    | child  | [`Message::Ready`] | all set up, blocking on the exec FIFO next         |
+//! | 1    | parent | [`Message::Go`]  | id maps written: start on namespaces and rootfs    |
+//! | 2    | parent | [`Message::Placed`] | in the cgroup, createRuntime hooks done         |
+//! | 3    | child  | [`Message::Ready`] | all set up, blocking on the exec FIFO next         |
 //! | 2'   | child  | [`Message::Error`] | set-up failed; the child exits                     |
+//!
+//! `exec` uses the same channel: Go, then Error or end-of-file (the channel is close-on-exec:
+//! EOF means the program was exec'ed). An unprivileged exec first gets [`Message::Pid`] from
+//! the intermediate child that joined the namespaces and forked the real process.
 //!
 //! An end-of-file (the other side died) or any message out of this order is an error.
 
@@ -57,18 +62,27 @@ pub enum SyncError {
 pub enum Message {
     /// Parent to child: go on with the set-up.
     Go,
+    /// Parent to child: you are in the container's cgroup and the createRuntime hooks ran.
+    Placed,
     /// Child to parent: set up, about to wait on the exec FIFO.
     Ready,
     /// Child to parent: set-up failed with this error (the whole chain, as text).
     Error(String),
+    /// Intermediate child of a nested exec to the runtime: the pid of the process it forked.
+    Pid(i32),
+    /// Child to parent: the seccomp notify fd is attached, for the `listenerPath` agent.
+    SeccompFd,
 }
 
 impl Message {
     fn name(&self) -> &'static str {
         match self {
             Message::Go => "Go",
+            Message::Placed => "Placed",
             Message::Ready => "Ready",
             Message::Error(_) => "Error",
+            Message::Pid(_) => "Pid",
+            Message::SeccompFd => "SeccompFd",
         }
     }
 }
@@ -113,6 +127,15 @@ impl Channel {
         expected: &'static str,
         timeout: Option<Duration>,
     ) -> Result<Message, SyncError> {
+        Ok(self.recv_with_fd(expected, timeout)?.0)
+    }
+
+    /// Receives one message and the fd sent with it, if any, waiting at most `timeout`.
+    pub fn recv_with_fd(
+        &self,
+        expected: &'static str,
+        timeout: Option<Duration>,
+    ) -> Result<(Message, Option<OwnedFd>), SyncError> {
         if let Some(t) = timeout {
             let ms = u16::try_from(t.as_millis()).unwrap_or(u16::MAX);
             let mut fds = [nix::poll::PollFd::new(
@@ -128,22 +151,77 @@ impl Channel {
                 }
             }
         }
+        self.read_message(expected)
+    }
+
+    fn read_message(
+        &self,
+        expected: &'static str,
+    ) -> Result<(Message, Option<OwnedFd>), SyncError> {
         let mut buf = vec![0u8; 64 * 1024];
-        let n = loop {
-            match socket::recv(
+        let mut space = nix::cmsg_space!([std::os::fd::RawFd; 1]);
+        let (n, fd) = loop {
+            let mut iov = [std::io::IoSliceMut::new(&mut buf)];
+            match socket::recvmsg::<()>(
                 std::os::fd::AsRawFd::as_raw_fd(&self.fd),
-                &mut buf,
-                socket::MsgFlags::empty(),
+                &mut iov,
+                Some(&mut space),
+                socket::MsgFlags::MSG_CMSG_CLOEXEC,
             ) {
-                Ok(n) => break n,
+                Ok(msg) => {
+                    let mut fd = None;
+                    for c in msg.cmsgs().map_err(|source| SyncError::Socket {
+                        op: "recvmsg",
+                        source,
+                    })? {
+                        if let socket::ControlMessageOwned::ScmRights(fds) = c {
+                            for raw in fds {
+                                // Every received fd is owned (and closed) here, the first kept.
+                                let owned = crate::sys::process::own_fd(raw).ok();
+                                if fd.is_none() {
+                                    fd = owned;
+                                }
+                            }
+                        }
+                    }
+                    break (msg.bytes, fd);
+                }
                 Err(nix::Error::EINTR) => continue,
-                Err(source) => return Err(SyncError::Socket { op: "recv", source }),
+                Err(source) => {
+                    return Err(SyncError::Socket {
+                        op: "recvmsg",
+                        source,
+                    })
+                }
             }
         };
         if n == 0 {
             return Err(SyncError::Eof { expected });
         }
-        serde_json::from_slice(&buf[..n]).map_err(SyncError::Malformed)
+        let msg = serde_json::from_slice(&buf[..n]).map_err(SyncError::Malformed)?;
+        Ok((msg, fd))
+    }
+
+    /// Sends `msg` with `fd` attached (SCM_RIGHTS).
+    pub fn send_with_fd(
+        &self,
+        msg: &Message,
+        fd: std::os::fd::BorrowedFd<'_>,
+    ) -> Result<(), SyncError> {
+        let bytes = serde_json::to_vec(msg).map_err(SyncError::Malformed)?;
+        let fds = [std::os::fd::AsRawFd::as_raw_fd(&fd)];
+        socket::sendmsg::<()>(
+            std::os::fd::AsRawFd::as_raw_fd(&self.fd),
+            &[std::io::IoSlice::new(&bytes)],
+            &[socket::ControlMessage::ScmRights(&fds)],
+            socket::MsgFlags::MSG_NOSIGNAL,
+            None,
+        )
+        .map_err(|source| SyncError::Socket {
+            op: "sendmsg",
+            source,
+        })?;
+        Ok(())
     }
 
     /// Receives and checks that the message is `want` (an `Error` from the child is returned

@@ -118,6 +118,16 @@ pub struct SetupOptions {
 /// devices, /dev symlinks and /dev/pts, then pivot_root (or chroot with `no_pivot`). On return
 /// the process's root and cwd are the container's root.
 pub fn setup(plan: &RootfsPlan, opts: SetupOptions) -> Result<(), RootfsError> {
+    setup_with(plan, opts, || Ok::<(), RootfsError>(()))
+}
+
+/// [`setup`], calling `before_cgroup` before each `cgroup`/`cgroup2` mount: the caller may do
+/// there, once, what those mounts need first (join the cgroup, unshare the cgroup namespace).
+pub fn setup_with<E: From<RootfsError>>(
+    plan: &RootfsPlan,
+    opts: SetupOptions,
+    mut before_cgroup: impl FnMut() -> Result<(), E>,
+) -> Result<(), E> {
     let rootfs = plan.rootfs.as_path();
     // 1. Stop mount events from reaching the host: / becomes rslave (or what the config says).
     let flag = plan
@@ -137,6 +147,9 @@ pub fn setup(plan: &RootfsPlan, opts: SetupOptions) -> Result<(), RootfsError> {
     let root = RootHandle::open(rootfs).map_err(io_err("open", rootfs))?;
     // 4. The mounts, in order.
     for m in &plan.mounts {
+        if matches!(m.kind, MountKind::Cgroup | MountKind::Cgroup2) {
+            before_cgroup()?;
+        }
         mounts::mount_entry(&root, plan, m, opts)?;
     }
     // 5. Devices and /dev symlinks, unless /dev is the host's.

@@ -5,6 +5,7 @@ pub mod bpf;
 pub mod creds;
 pub mod fs;
 pub mod process;
+pub mod seccomp;
 
 use std::io;
 
