@@ -166,6 +166,13 @@ pub fn device_rules(
         rules.push(DeviceRule::from_spec(i, d)?);
     }
     for (i, d) in linux_devices.iter().enumerate() {
+        // FIFOs (and anything but block/char devices) are not subject to the device cgroup.
+        if !matches!(
+            d.typ(),
+            LinuxDeviceType::B | LinuxDeviceType::C | LinuxDeviceType::U
+        ) {
+            continue;
+        }
         let rule = LinuxDeviceCgroup::from(d);
         let mut r = DeviceRule::from_spec(i, &rule).map_err(|_| {
             invalid(
@@ -471,7 +478,9 @@ mod tests {
         let dev: LinuxDevice =
             serde_json::from_str(r#"{"path":"/dev/fuse","type":"c","major":10,"minor":229}"#)
                 .unwrap();
-        let rules = device_rules(&res("{}"), &[dev]).unwrap();
+        let fifo: LinuxDevice =
+            serde_json::from_str(r#"{"path":"/dev/f","type":"p","major":0,"minor":0}"#).unwrap();
+        let rules = device_rules(&res("{}"), &[dev, fifo]).unwrap();
         assert_eq!(rules.len(), 2 + DEFAULT_ALLOWED.len());
         assert_eq!(rules[1].v1_line(), "c 10:229 rwm");
         let bad = res(r#"{"devices":[{"allow":true,"type":"c","access":"rwx"}]}"#);
