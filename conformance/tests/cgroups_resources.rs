@@ -243,6 +243,32 @@ fn device_rules_deny_and_allow() {
 }
 
 #[test]
+fn linux_devices_need_a_device_rule_as_in_runc() {
+    // /dev/kmsg in linux.devices is made in the container, but (as runc) opening it needs a
+    // rule in linux.resources.devices.
+    let script = "if dd if=/dev/kmsg of=/dev/null count=0 2>/dev/null; then echo OPEN=yes; \
+                  else echo OPEN=no; fi";
+    let node = |b: &mut Bundle| {
+        b.device("/dev/kmsg", "c", 1, 11, 0o644);
+        b.caps_all(&["CAP_SYSLOG"]);
+    };
+    let out = run_script(node, script);
+    assert_eq!(out.expect_field("OPEN"), "no", "{out}");
+    let out = run_script(
+        |b| {
+            node(b);
+            let rule =
+                json!({"allow": true, "type": "c", "major": 1, "minor": 11, "access": "rwm"});
+            if let Some(list) = b.config["linux"]["resources"]["devices"].as_array_mut() {
+                list.push(rule);
+            }
+        },
+        script,
+    );
+    assert_eq!(out.expect_field("OPEN"), "yes", "{out}");
+}
+
+#[test]
 fn bad_resources_are_refused_before_anything_is_made() {
     let rt = Runtime::new();
     let mut b = Bundle::new();

@@ -602,7 +602,7 @@ mod tests {
             "hugepageLimits":[{"pageSize":"2MB","limit":4194304}],
             "network":{"classID":1048577,"priorities":[{"name":"lo","priority":3}]},
             "rdma":{"mlx5_1":{"hcaHandles":3,"hcaObjects":100}}}"#);
-        let rules = crate::cgroups::resources::device_rules(&res("{}"), &[]).unwrap();
+        let rules = crate::cgroups::resources::device_rules(&res("{}")).unwrap();
         apply(&cg, &r, Some(&rules)).unwrap();
         let p = t.path();
         assert_eq!(read(p, "memory", "memory.limit_in_bytes"), "104857600");

@@ -416,7 +416,7 @@ mod tests {
             "rdma":{"mlx5_1":{"hcaHandles":3}},
             "unified":{"memory.high":"90000000","cgroup.max.depth":"5"}}"#);
         let seen = RefCell::new(0);
-        let rules = crate::cgroups::resources::device_rules(&res("{}"), &[]).unwrap();
+        let rules = crate::cgroups::resources::device_rules(&res("{}")).unwrap();
         apply(d, &r, Some(&rules), &|dir, rules| {
             assert_eq!(dir, d);
             *seen.borrow_mut() = rules.len();

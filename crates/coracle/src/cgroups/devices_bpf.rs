@@ -197,7 +197,7 @@ mod tests {
 
     fn rules(json: &str) -> Vec<DeviceRule> {
         let res: oci_spec::runtime::LinuxResources = serde_json::from_str(json).unwrap();
-        device_rules(&res, &[]).unwrap()
+        device_rules(&res).unwrap()
     }
 
     #[test]

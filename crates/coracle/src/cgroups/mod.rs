@@ -41,7 +41,7 @@ pub mod v2;
 use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
 
-use oci_spec::runtime::{LinuxDevice, LinuxResources};
+use oci_spec::runtime::LinuxResources;
 use serde::{Deserialize, Serialize};
 
 pub use host::{HostInfo, Mode};
@@ -447,19 +447,10 @@ impl Cgroup {
 
     /// Applies `linux.resources` to the cgroup (after [`Cgroup::create`], before the process
     /// runs): every set field, and the device rules (deny all, the spec's rules, runc's
-    /// default devices). Use [`Cgroup::apply_with_devices`] to also allow `linux.devices`.
+    /// default devices; as runc, `linux.devices` nodes need their own rule in the list).
     pub fn apply(&self, resources: &LinuxResources) -> Result<(), CgroupError> {
-        self.apply_with_devices(resources, &[])
-    }
-
-    /// [`Cgroup::apply`], allowing (`rwm`) each device node of `linux.devices` too, as runc.
-    pub fn apply_with_devices(
-        &self,
-        resources: &LinuxResources,
-        linux_devices: &[LinuxDevice],
-    ) -> Result<(), CgroupError> {
         resources::validate(resources, self.is_v2())?;
-        let rules = resources::device_rules(resources, linux_devices)?;
+        let rules = resources::device_rules(resources)?;
         self.apply_inner(resources, Some(&rules))
     }
 

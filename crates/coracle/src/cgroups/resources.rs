@@ -6,7 +6,7 @@
 
 use std::collections::HashMap;
 
-use oci_spec::runtime::{LinuxDevice, LinuxDeviceCgroup, LinuxDeviceType, LinuxResources};
+use oci_spec::runtime::{LinuxDeviceCgroup, LinuxDeviceType, LinuxResources};
 use serde_json::Value;
 
 use super::CgroupError;
@@ -155,35 +155,12 @@ pub const DEFAULT_ALLOWED: &[DeviceRule] = {
 };
 
 /// The device rules to apply, in order, as runc: deny every device, then the spec's rules,
-/// then an allow rule (`rwm`) for each of `linux.devices` (the nodes made in the container),
-/// then runc's defaults ([`DEFAULT_ALLOWED`]).
-pub fn device_rules(
-    res: &LinuxResources,
-    linux_devices: &[LinuxDevice],
-) -> Result<Vec<DeviceRule>, CgroupError> {
+/// then runc's defaults ([`DEFAULT_ALLOWED`]). As in runc, the nodes of `linux.devices` get no
+/// rule of their own: a config lists them in `linux.resources.devices` to allow them.
+pub fn device_rules(res: &LinuxResources) -> Result<Vec<DeviceRule>, CgroupError> {
     let mut rules = vec![DeviceRule::new(false, 'a', None, None, ACC_ALL)];
     for (i, d) in res.devices().iter().flatten().enumerate() {
         rules.push(DeviceRule::from_spec(i, d)?);
-    }
-    for (i, d) in linux_devices.iter().enumerate() {
-        // FIFOs (and anything but block/char devices) are not subject to the device cgroup.
-        if !matches!(
-            d.typ(),
-            LinuxDeviceType::B | LinuxDeviceType::C | LinuxDeviceType::U
-        ) {
-            continue;
-        }
-        let rule = LinuxDeviceCgroup::from(d);
-        let mut r = DeviceRule::from_spec(i, &rule).map_err(|_| {
-            invalid(
-                format!("linux.devices[{i}]"),
-                "not a block or char device with valid numbers",
-            )
-        })?;
-        r.access = ACC_ALL;
-        if r.kind != 'a' {
-            rules.push(r);
-        }
     }
     rules.extend_from_slice(DEFAULT_ALLOWED);
     Ok(rules)
@@ -416,7 +393,7 @@ pub fn validate(res: &LinuxResources, v2: bool) -> Result<(), CgroupError> {
             }
         }
     }
-    device_rules(res, &[])?;
+    device_rules(res)?;
     Ok(())
 }
 
@@ -467,7 +444,7 @@ mod tests {
         let r = res(r#"{"devices":[{"allow":false,"access":"rwm"},
             {"allow":true,"type":"c","major":1,"minor":3,"access":"rw"},
             {"allow":true,"type":"b","major":8,"access":"m"}]}"#);
-        let rules = device_rules(&r, &[]).unwrap();
+        let rules = device_rules(&r).unwrap();
         assert_eq!(rules.len(), 4 + DEFAULT_ALLOWED.len());
         assert_eq!(rules[0].v1_line(), "a");
         assert!(!rules[0].allow && !rules[1].allow);
@@ -475,14 +452,10 @@ mod tests {
         assert_eq!(rules[3].v1_line(), "b 8:* m");
         assert_eq!(rules[4].v1_line(), "c *:* m");
         assert_eq!(rules[12].v1_line(), "c 136:* rwm");
-        let dev: LinuxDevice =
-            serde_json::from_str(r#"{"path":"/dev/fuse","type":"c","major":10,"minor":229}"#)
-                .unwrap();
-        let fifo: LinuxDevice =
-            serde_json::from_str(r#"{"path":"/dev/f","type":"p","major":0,"minor":0}"#).unwrap();
-        let rules = device_rules(&res("{}"), &[dev, fifo]).unwrap();
-        assert_eq!(rules.len(), 2 + DEFAULT_ALLOWED.len());
-        assert_eq!(rules[1].v1_line(), "c 10:229 rwm");
+        assert_eq!(
+            device_rules(&res("{}")).unwrap().len(),
+            1 + DEFAULT_ALLOWED.len()
+        );
         let bad = res(r#"{"devices":[{"allow":true,"type":"c","access":"rwx"}]}"#);
         assert!(matches!(
             validate(&bad, false),
