@@ -44,6 +44,45 @@ pub fn write_value(dir: &Path, name: &str, value: &str) -> Result<(), CgroupErro
     f.write_all(value.as_bytes()).map_err(io("write", &path))
 }
 
+/// Writes a resource value: as [`write_value`], with the spec field in the error.
+pub fn set(dir: &Path, file: &str, value: &str, field: &'static str) -> Result<(), CgroupError> {
+    write_value(dir, file, value).map_err(|e| match e {
+        CgroupError::Io { path, source, .. } => CgroupError::Write {
+            field,
+            path,
+            value: value.to_owned(),
+            source,
+        },
+        other => other,
+    })
+}
+
+/// Whether the failure of [`set`] was the kernel saying `errno`.
+pub fn is_errno(e: &CgroupError, errno: i32) -> bool {
+    matches!(e, CgroupError::Write { source, .. } if source.raw_os_error() == Some(errno))
+}
+
+/// Reads `dir/name` as an unsigned number; a missing file or `max` reads as `u64::MAX`.
+pub fn read_u64(dir: &Path, name: &str) -> Result<u64, CgroupError> {
+    let text = read_value(dir, name)?;
+    if text.is_empty() || text == "max" {
+        return Ok(u64::MAX);
+    }
+    text.parse().map_err(|source| CgroupError::Parse {
+        path: dir.join(name),
+        line: text.clone(),
+        source,
+    })
+}
+
+/// Reports a resource that is skipped because this kernel has no file for it.
+pub fn warn_skip(field: &str, dir: &Path, file: &str) {
+    eprintln!(
+        "coracle: warning: {field}: {} does not exist (not supported by this kernel): skipped",
+        dir.join(file).display()
+    );
+}
+
 /// The directories from just below `mount_point` down to `target` (inclusive), parents first.
 /// `target` must lie under `mount_point`; if it is the mount point itself the list is empty.
 pub fn components_below(mount_point: &Path, target: &Path) -> Vec<PathBuf> {

@@ -13,19 +13,35 @@
 //! - The directories that [`Cgroup::create`] made are recorded (and serialised with the rest),
 //!   and [`Cgroup::destroy`] removes exactly those.
 //!
+//! - `linux.resources` ([`resources`]): checked in the parent before anything is made
+//!   ([`Cgroup::check_resources`]), applied after `create` ([`Cgroup::apply`]) with runc's file
+//!   names, order and v1->v2 conversions (`apply_v1`, `apply_v2`); device rules as v1
+//!   `devices.allow`/`deny` lines or a v2 eBPF program ([`devices_bpf`]). A resource the
+//!   version cannot apply is refused with a clear error; a file this kernel lacks (blkio
+//!   weights without CFQ/BFQ) is skipped with a warning.
+//! - `update`, `ps`, `events` ([`ops`], [`stats`]): merged resources kept in `resources.json`,
+//!   every pid of the cgroup tree, usage in runc's JSON, OOM kills counted.
+//!
 //! [`v1::V1Cgroup`] and [`v2::V2Cgroup`] implement [`CgroupManager`]; [`Cgroup`] holds one of
 //! them. Every operation is a function over directory paths, so tests run against temp dirs via
 //! [`Cgroup::resolve_with`] and a fake [`HostInfo`].
 
+mod apply_v1;
+mod apply_v2;
+pub mod devices_bpf;
 pub mod freezer;
 pub mod fsops;
 pub mod host;
+pub mod ops;
+pub mod resources;
+pub mod stats;
 pub mod v1;
 pub mod v2;
 
 use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
 
+use oci_spec::runtime::LinuxResources;
 use serde::{Deserialize, Serialize};
 
 pub use host::{HostInfo, Mode};
@@ -105,6 +121,100 @@ pub enum CgroupError {
         /// The cgroup directory.
         path: PathBuf,
     },
+    /// A `linux.resources` value is out of range or malformed.
+    #[error("{field}: {reason}")]
+    Invalid {
+        /// The spec field (`linux.resources.memory.swappiness`).
+        field: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// A `linux.resources` field this cgroup version cannot apply.
+    #[error("{field}: not supported: {reason}")]
+    Unsupported {
+        /// The spec field.
+        field: &'static str,
+        /// Why.
+        reason: &'static str,
+    },
+    /// A resource asks for a controller that is not mounted (or not available in the cgroup).
+    #[error("{field}: cannot set: the {controller} controller is not available on this host")]
+    ControllerMissing {
+        /// The spec field.
+        field: String,
+        /// The controller.
+        controller: String,
+    },
+    /// Writing a resource value into a cgroup file failed.
+    #[error("{field}: write {value:?} to {path}: {source}")]
+    Write {
+        /// The spec field.
+        field: &'static str,
+        /// The cgroup file.
+        path: PathBuf,
+        /// The value.
+        value: String,
+        /// Why it failed.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The kernel refused a memory limit below the current usage.
+    #[error("unable to set memory limit to {limit} (current usage: {usage}, peak usage: {peak})")]
+    MemoryBusy {
+        /// The limit asked for.
+        limit: i64,
+        /// The current usage.
+        usage: u64,
+        /// The peak usage.
+        peak: u64,
+    },
+    /// `checkBeforeUpdate`: the new memory limit is below the current usage.
+    #[error("rejecting memory limit {limit} below usage {usage}")]
+    BelowUsage {
+        /// The limit asked for.
+        limit: i64,
+        /// The current usage.
+        usage: u64,
+    },
+    /// The kernel clamped cpu.shares: the value is outside what it allows.
+    #[error("linux.resources.cpu.shares: {asked}: the {bound} allowed cpu-shares is {got}")]
+    SharesRange {
+        /// The value asked for.
+        asked: u64,
+        /// "minimum" or "maximum".
+        bound: &'static str,
+        /// What the kernel kept.
+        got: u64,
+    },
+    /// A JSON (de)serialisation of resources or stats failed.
+    #[error("{op}: {source}")]
+    Json {
+        /// What was done.
+        op: &'static str,
+        /// Why.
+        #[source]
+        source: serde_json::Error,
+    },
+    /// Signalling a process of the cgroup failed.
+    #[error("kill {pid}: {source}")]
+    Kill {
+        /// The process.
+        pid: i32,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// Loading or attaching the v2 devices eBPF program failed.
+    #[error("devices eBPF program: {op} {path}: {source}")]
+    Bpf {
+        /// What was done (load, attach, query, detach).
+        op: &'static str,
+        /// The cgroup directory.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
 }
 
 /// What a cgroup implementation (v1, v2, later systemd) does for a container. Functions over
@@ -128,6 +238,23 @@ pub trait CgroupManager {
     /// (controller, directory) pairs as runc's `GetPaths`: the key `""` is the unified
     /// directory (on a v2 host the only one; on a hybrid host the cgroup2 one).
     fn paths(&self) -> Vec<(String, PathBuf)>;
+    /// Applies checked resources, and the device rules when given.
+    fn apply(
+        &self,
+        resources: &LinuxResources,
+        devices: Option<&[resources::DeviceRule]>,
+    ) -> Result<(), CgroupError>;
+    /// The directory whose `cgroup.procs` (with the cgroups below it) lists the processes.
+    fn procs_dir(&self) -> Option<&Path>;
+    /// Usage stats, in runc's `events` shape.
+    fn stats(&self) -> Result<stats::Stats, CgroupError>;
+    /// How many processes the OOM killer killed in the cgroup (`None`: not counted).
+    fn oom_kills(&self) -> Option<u64>;
+    /// Kills every process at once where the kernel can (v2 `cgroup.kill`); `false` when it
+    /// cannot and the caller must signal each process.
+    fn kill_all_atomically(&self) -> Result<bool, CgroupError> {
+        Ok(false)
+    }
     /// Removes the directories `create` made, deepest first: the container's own cgroups
     /// retrying while busy, created parents only if nothing else lives in them.
     fn destroy(&self) -> Result<(), CgroupError> {
@@ -292,6 +419,54 @@ impl Cgroup {
     /// Whether the cgroup is frozen (the container is `paused`).
     pub fn is_frozen(&self) -> Result<bool, CgroupError> {
         self.manager.get().is_frozen()
+    }
+
+    /// Checks `linux.resources` for this host's cgroup version before anything is made: values
+    /// in range, names well formed, nothing the version cannot do, and (v1) every controller a
+    /// set field needs is mounted. No side effects.
+    pub fn check_resources(&self, resources: &LinuxResources) -> Result<(), CgroupError> {
+        resources::validate(resources, self.is_v2())?;
+        if let Manager::V1(m) = &self.manager {
+            apply_v1::check_controllers(m, resources)?;
+        }
+        let sizes = stats::huge_page_sizes();
+        for h in resources.hugepage_limits().iter().flatten() {
+            if !sizes.contains(h.page_size()) {
+                return Err(CgroupError::Invalid {
+                    field: "linux.resources.hugepageLimits.pageSize".to_owned(),
+                    reason: format!(
+                        "{}: not a huge page size of this host (it has: {})",
+                        h.page_size(),
+                        sizes.join(", ")
+                    ),
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// Applies `linux.resources` to the cgroup (after [`Cgroup::create`], before the process
+    /// runs): every set field, and the device rules (deny all, the spec's rules, runc's
+    /// default devices; as runc, `linux.devices` nodes need their own rule in the list).
+    pub fn apply(&self, resources: &LinuxResources) -> Result<(), CgroupError> {
+        resources::validate(resources, self.is_v2())?;
+        let rules = resources::device_rules(resources)?;
+        self.apply_inner(resources, Some(&rules))
+    }
+
+    /// Applies the resources that `update` changes: everything but the device rules (which
+    /// `update` does not change; rewriting them would briefly deny every device).
+    pub fn update(&self, resources: &LinuxResources) -> Result<(), CgroupError> {
+        resources::validate(resources, self.is_v2())?;
+        self.apply_inner(resources, None)
+    }
+
+    fn apply_inner(
+        &self,
+        resources: &LinuxResources,
+        rules: Option<&[resources::DeviceRule]>,
+    ) -> Result<(), CgroupError> {
+        self.manager.get().apply(resources, rules)
     }
 
     /// Removes the directories this container created (deepest first), retrying while the

@@ -10,6 +10,10 @@ use super::fsops::{
     components_below, mkdir_tracked, read_pids, read_value, write_pid, write_value,
 };
 use super::host::{join_under, own_v1, own_v2, CgroupMount, Layout, OwnCgroup};
+use oci_spec::runtime::LinuxResources;
+
+use super::resources::DeviceRule;
+use super::stats::Stats;
 use super::{CgroupError, CgroupManager};
 
 /// The container's directory in one hierarchy.
@@ -138,6 +142,29 @@ fn fill_cpuset(dir: &Path) -> Result<(), CgroupError> {
 }
 
 impl CgroupManager for V1Cgroup {
+    fn apply(
+        &self,
+        resources: &LinuxResources,
+        devices: Option<&[DeviceRule]>,
+    ) -> Result<(), CgroupError> {
+        super::apply_v1::apply(self, resources, devices)
+    }
+
+    fn procs_dir(&self) -> Option<&Path> {
+        // As runc: the devices cgroup (always there, see resolve).
+        self.path("devices")
+            .or_else(|| self.path("pids"))
+            .or_else(|| self.dirs.first().map(|d| d.path.as_path()))
+    }
+
+    fn stats(&self) -> Result<Stats, CgroupError> {
+        super::stats::v1(&|c| self.path(c).map(Path::to_path_buf))
+    }
+
+    fn oom_kills(&self) -> Option<u64> {
+        super::stats::oom_kills(self.path("memory")?, false)
+    }
+
     fn create(&mut self) -> Result<(), CgroupError> {
         let dirs: Vec<HierarchyDir> = self.all_dirs().cloned().collect();
         for dir in dirs {
@@ -157,12 +184,7 @@ impl CgroupManager for V1Cgroup {
     }
 
     fn pids(&self) -> Result<Vec<i32>, CgroupError> {
-        // runc reads the devices cgroup (always there, see resolve).
-        let dir = self
-            .path("devices")
-            .or_else(|| self.path("pids"))
-            .or_else(|| self.dirs.first().map(|d| d.path.as_path()));
-        dir.map_or(Ok(Vec::new()), read_pids)
+        self.procs_dir().map_or(Ok(Vec::new()), read_pids)
     }
 
     fn set_frozen(&self, frozen: bool) -> Result<(), CgroupError> {

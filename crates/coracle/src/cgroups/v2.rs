@@ -9,6 +9,10 @@ use serde::{Deserialize, Serialize};
 
 use super::fsops::{components_below, mkdir_tracked, read_pids, read_value, write_value};
 use super::host::{join_under, own_v2, Layout, OwnCgroup};
+use oci_spec::runtime::LinuxResources;
+
+use super::resources::DeviceRule;
+use super::stats::Stats;
 use super::{CgroupError, CgroupManager};
 
 /// The container's cgroup on a unified host.
@@ -97,6 +101,34 @@ pub fn enable_controllers(dir: &Path) -> Result<(), CgroupError> {
 }
 
 impl CgroupManager for V2Cgroup {
+    fn apply(
+        &self,
+        resources: &LinuxResources,
+        devices: Option<&[DeviceRule]>,
+    ) -> Result<(), CgroupError> {
+        super::apply_v2::apply(&self.path, resources, devices, &super::devices_bpf::attach)
+    }
+
+    fn procs_dir(&self) -> Option<&Path> {
+        Some(&self.path)
+    }
+
+    fn stats(&self) -> Result<Stats, CgroupError> {
+        super::stats::v2(&self.path)
+    }
+
+    fn oom_kills(&self) -> Option<u64> {
+        super::stats::oom_kills(&self.path, true)
+    }
+
+    fn kill_all_atomically(&self) -> Result<bool, CgroupError> {
+        if !self.path.join("cgroup.kill").exists() {
+            return Ok(false);
+        }
+        write_value(&self.path, "cgroup.kill", "1")?;
+        Ok(true)
+    }
+
     fn create(&mut self) -> Result<(), CgroupError> {
         for component in components_below(&self.mount_point, &self.path) {
             if let Some(parent) = component.parent() {

@@ -1,6 +1,7 @@
 //! Thin, safe wrappers over the system calls that `nix` lacks (clone3, pidfd, openat2,
 //! close_range, the new mount API). Every `unsafe` block of the crate lives under this module.
 
+pub mod bpf;
 pub mod creds;
 pub mod fs;
 pub mod process;
