@@ -678,8 +678,6 @@ fn commands_on_a_stopped_container() {
 /// pause/resume in the wrong state: pause of a stopped or created container, resume of a
 /// created or running one.
 #[test]
-#[ignore = "pause/resume do not check the status (they freeze/thaw whatever cgroup is \
-            recorded): see the security helper's report"]
 fn pause_and_resume_in_the_wrong_state() {
     if is_runc() {
         eprintln!("runc's messages differ; checked for coracle only");

@@ -118,8 +118,8 @@ pub struct UpdateArgs {
 /// Runs a cgroup command; returns the exit code.
 pub fn run(root: &Path, cmd: &CgroupCommand) -> Result<u8> {
     match cmd {
-        CgroupCommand::Pause { id } => Container::load(id, root)?.cgroup().freeze()?,
-        CgroupCommand::Resume { id } => Container::load(id, root)?.cgroup().thaw()?,
+        CgroupCommand::Pause { id } => Container::load(id, root)?.pause()?,
+        CgroupCommand::Resume { id } => Container::load(id, root)?.resume()?,
         CgroupCommand::Update(args) => update(root, args)?,
         CgroupCommand::Ps {
             format,

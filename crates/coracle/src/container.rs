@@ -171,6 +171,11 @@ impl Container {
         )
         .map_err(ContainerError::from)?;
         let mut cgroup = Cgroup::resolve(config.cgroups_path.as_deref(), id)?;
+        let linux = config.spec.linux().as_ref();
+        let resources = linux
+            .and_then(|l| l.resources().clone())
+            .unwrap_or_default();
+        cgroup.check_resources(&resources)?;
         let dir = ContainerDir::create(root, id)?;
         failpoint("after-state-dir");
         let mut guard = CreateGuard {
@@ -230,6 +235,15 @@ impl Container {
             Err(e) => return Err(e.into()),
         };
         guard.cgroup = Some(cgroup.clone());
+        if in_cgroup {
+            match cgroup.apply(&resources) {
+                // Rootless, as runc: a limit we may not set is a warning, not a failure.
+                Err(e) if crate::namespaces::is_rootless() && is_permission_error(&e) => {
+                    eprintln!("coracle: warning: linux.resources not applied (rootless): {e}");
+                }
+                other => other?,
+            }
+        }
         record.cgroup = cgroup.clone();
         record.cgroup_pending.clear();
         // Recorded at once, so that a delete after a crash finds the directories.
@@ -513,18 +527,27 @@ impl Container {
             return Err(self.wrong(status, "signal it"));
         }
         if all {
-            for pid in self.record.cgroup.pids()? {
-                // A process may exit between listing and signalling: ignore ESRCH.
-                match nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), signal) {
-                    Ok(()) | Err(nix::Error::ESRCH) => {}
-                    Err(e) => return Err(nix_err(format!("kill {pid}"))(e).into()),
-                }
-            }
-            return Ok(());
+            return Ok(self.record.cgroup.signal_all(signal)?);
         }
         let pidfd = self.init_pidfd()?;
         sysproc::pidfd_send_signal(pidfd.as_fd(), signal as i32)
             .map_err(|e| sys_err(format!("signal {signal} to {}", self.record.state.pid))(e).into())
+    }
+
+    /// Freezes every process of a running container (status `paused`).
+    pub fn pause(&self) -> Result<(), Error> {
+        match self.status() {
+            Status::Running => Ok(self.record.cgroup.freeze()?),
+            status => Err(self.wrong(status, "pause it (not running)")),
+        }
+    }
+
+    /// Thaws a paused container.
+    pub fn resume(&self) -> Result<(), Error> {
+        match self.status() {
+            Status::Paused => Ok(self.record.cgroup.thaw()?),
+            status => Err(self.wrong(status, "resume it (not paused)")),
+        }
     }
 
     /// Waits for the init to exit and returns its exit status (the code, or 128 + signal).
@@ -551,6 +574,10 @@ impl Container {
             Status::Stopped | Status::Created | Status::Creating => {}
             Status::Running | Status::Paused if force => {}
             _ => return Err(self.wrong(status, "delete it (not stopped; use --force)")),
+        }
+        if status == Status::Paused {
+            // Frozen tasks cannot die: signal_all kills them all, then thaws the cgroup.
+            let _ = self.record.cgroup.signal_all(Signal::SIGKILL);
         }
         if status != Status::Stopped {
             if let Ok(pidfd) = self.init_pidfd() {
