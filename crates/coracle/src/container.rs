@@ -226,9 +226,7 @@ impl Container {
                     .and_then(|l| l.resources().as_ref())
                     .is_some()
                 {
-                    eprintln!(
-                        "coracle: warning: linux.resources ignored: no cgroup (rootless): {e}"
-                    );
+                    eprintln!("coracle: warning: linux.resources ignored: rootless, no cgroup");
                 }
                 false
             }
@@ -275,7 +273,9 @@ impl Container {
                     fifo: fifo.as_fd(),
                     no_pivot: opts.no_pivot,
                     no_new_keyring: opts.no_new_keyring,
-                    allow_setgroups: id_mapper.allows_setgroups(),
+                    allow_setgroups: id_mapper.allows_setgroups()
+                        && (config.namespaces.creates(LinuxNamespaceType::User)
+                            || crate::namespaces::setgroups_allowed_here()),
                     console: console.child.as_ref(),
                     preserve_fds: opts.preserve_fds + opts.listen_fds,
                 };

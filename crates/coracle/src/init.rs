@@ -248,7 +248,9 @@ fn build_rootfs(args: &InitArgs<'_>, placed: &mut Placement<'_>) -> Result<(), I
     let ns = &cfg.namespaces;
     let opts = SetupOptions {
         no_pivot: args.no_pivot,
-        in_user_ns: ns.has(LinuxNamespaceType::User),
+        // In a user namespace of the container's, or one the runtime itself runs in (rootless
+        // podman): devices cannot be made with mknod there.
+        in_user_ns: ns.has(LinuxNamespaceType::User) || !crate::namespaces::in_initial_user_ns(),
         cgroup_ns: ns.has(LinuxNamespaceType::Cgroup),
     };
     rootfs::setup_with(&cfg.rootfs_plan, opts, || placed.wait())?;

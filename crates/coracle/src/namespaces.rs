@@ -448,3 +448,11 @@ pub fn in_initial_user_ns() -> bool {
 pub fn is_rootless() -> bool {
     !nix::unistd::geteuid().is_root() || !in_initial_user_ns()
 }
+
+/// Whether setgroups is allowed in the user namespace the runtime runs in (a rootless engine
+/// may have denied it for its namespace).
+pub fn setgroups_allowed_here() -> bool {
+    std::fs::read_to_string("/proc/self/setgroups")
+        .map(|s| s.trim() != "deny")
+        .unwrap_or(true)
+}
