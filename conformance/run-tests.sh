@@ -43,4 +43,17 @@ cargo build --workspace
 say "cargo test (unit + conformance)"
 cargo test --workspace --no-fail-fast
 
+# The cgroup tests again on a pure cgroup v2 host: a small VM (this machine is v1/hybrid).
+vm=${CGROUP2_VM_SCRIPT:-$PWD/../shared/vm/run-in-cgroup2-vm.sh}
+[ -x "$vm" ] || vm=/work/shared/vm/run-in-cgroup2-vm.sh
+if [ -x "$vm" ]; then
+    say "cgroup v2 tests in the cgroup2 VM"
+    CGROUP2_VM_SCRIPT=$vm conformance/cgroup2-vm.sh
+else
+    say "SKIPPED: cgroup v2 VM tests (no run-in-cgroup2-vm.sh on this machine)"
+fi
+
+say "engines: containerd, Docker and Podman on coracle"
+conformance/engines/run.sh
+
 say "all checks passed"
