@@ -697,6 +697,14 @@ impl Runtime {
         }
     }
 
+    /// Like [`Runtime::new`], but for the runtime binary `bin` (e.g. runc, in a test that
+    /// compares two runtimes).
+    pub fn with_binary(bin: &Path) -> Runtime {
+        let mut rt = Runtime::new();
+        rt.bin = bin.to_path_buf();
+        rt
+    }
+
     /// Like [`Runtime::new`], also passing `--log <file> --log-format json`.
     pub fn with_json_log() -> Runtime {
         let mut rt = Runtime::new();
