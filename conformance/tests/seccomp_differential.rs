@@ -187,3 +187,53 @@ fn runc_and_coracle_agree_on_every_probed_syscall() {
         diffs.join("\n")
     );
 }
+
+/// SCMP_ACT_NOTIFY in a real container: the notify fd reaches the `listenerPath` agent with the
+/// container process state (ociVersion, fds, pid, metadata, state), and the agent's answer is
+/// what the container's system call returns.
+#[test]
+fn notify_reaches_the_listener_which_answers() {
+    if is_runc() {
+        eprintln!("skipped: runc 1.1 is checked by the differential test only");
+        return;
+    }
+    use coracle::sys::seccomp::{notif_recv, notif_send, NotificationResponse};
+    use std::os::fd::AsFd;
+    let rt = Runtime::new();
+    let mut b = Bundle::new();
+    let sock = coracle_conformance::pty::ConsoleSocket::new(rt.work_dir());
+    b.config["linux"]["seccomp"] = json!({
+        "defaultAction": "SCMP_ACT_ALLOW",
+        "architectures": ["SCMP_ARCH_X86_64"],
+        "listenerPath": sock.path_str(),
+        "listenerMetadata": "from-the-test",
+        "syscalls": [{"names": ["getppid"], "action": "SCMP_ACT_NOTIFY"}]
+    });
+    b.sh("echo PPID=$PPID");
+    let agent = std::thread::spawn(move || {
+        let (fd, data) = sock.receive(std::time::Duration::from_secs(30))?;
+        let mut answered = 0;
+        // Answers until the container is gone (the listener then fails).
+        while let Ok(n) = notif_recv(fd.as_fd()) {
+            let resp = NotificationResponse {
+                id: n.id,
+                val: 4242,
+                ..Default::default()
+            };
+            if notif_send(fd.as_fd(), &resp).is_ok() {
+                answered += 1;
+            }
+        }
+        Ok::<(String, i32), String>((data, answered))
+    });
+    let out = rt.run(&b);
+    out.ok();
+    let (state, answered) = agent.join().unwrap().unwrap();
+    assert_eq!(out.expect_field("PPID"), "4242", "\n{out}");
+    assert!(answered >= 1);
+    let state: Value = serde_json::from_str(state.trim_end_matches('\0')).unwrap();
+    assert_eq!(state["fds"], json!(["seccompFd"]), "{state}");
+    assert_eq!(state["metadata"], "from-the-test", "{state}");
+    assert!(state["pid"].as_i64().unwrap_or(0) > 0, "{state}");
+    assert!(state["state"]["id"].is_string(), "{state}");
+}
