@@ -874,3 +874,29 @@ fn readonly_and_masked_proc_paths_hold_with_default_config() {
     assert_eq!(out.expect_field("SYSCTL"), "ro", "\n{out}");
     assert_eq!(out.expect_field("KEYS"), "1:3", "\n{out}");
 }
+
+/// CVE-2019-5736 by `create`/`run`: the container's program is the runtime binary itself,
+/// through /proc/self/exe or as the interpreter of a `#!` script. coracle refuses both before
+/// running anything (runc 1.1 instead runs a sealed copy of itself: skipped there).
+#[test]
+fn cve_2019_5736_program_is_the_runtime_binary() {
+    if coracle_conformance::is_runc() {
+        eprintln!("skipped: runc runs a cloned binary instead of refusing");
+        return;
+    }
+    let rt = Runtime::new();
+    let mut b = Bundle::new();
+    b.args(&["/proc/self/exe", "--version"]);
+    let out = rt.run(&b);
+    out.fails()
+        .stderr_mentions(&["refusing to run the runtime"]);
+    let mut b = Bundle::new();
+    let script = b.rootfs().join("evil.sh");
+    fs::write(&script, "#!/proc/self/exe\necho escaped\n").unwrap();
+    fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    b.args(&["/evil.sh"]);
+    let out = rt.run(&b);
+    out.fails()
+        .stderr_mentions(&["refusing to run the runtime"]);
+    assert!(!out.out().contains("escaped"));
+}

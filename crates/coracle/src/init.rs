@@ -49,6 +49,10 @@ pub(crate) enum InitError {
     },
     #[error("exec {name:?}: executable file not found in $PATH")]
     NotFound { name: String },
+    #[error(
+        "exec {path}: refusing to run the runtime's own binary in the container (CVE-2019-5736)"
+    )]
+    RuntimeBinary { path: PathBuf },
     #[error("process.cwd {path}: {source}")]
     Cwd {
         path: PathBuf,
@@ -310,6 +314,7 @@ fn become_process(
 ) -> Result<CString, InitError> {
     p.rlimits.apply()?;
     let exe = find_executable(p)?;
+    refuse_runtime_binary(Path::new(std::ffi::OsStr::from_bytes(exe.to_bytes())), 0)?;
     let cwd_first = nix::unistd::chdir(&p.cwd);
     // Without no_new_privs, installing a filter needs CAP_SYS_ADMIN: before the user switch
     // (as runc does; the profile must then allow the switch's own calls).
@@ -413,6 +418,41 @@ fn find_executable(p: &ProcessConfig) -> Result<CString, InitError> {
         }
     }
     Err(not_found())
+}
+
+/// Refuses a program that is the runtime binary itself, directly, through a link such as
+/// /proc/self/exe, or as the interpreter of a `#!` script (up to the kernel's 4 levels): run in
+/// the container it would let the container overwrite the host's runtime (CVE-2019-5736).
+fn refuse_runtime_binary(path: &Path, depth: u32) -> Result<(), InitError> {
+    use std::io::Read;
+    use std::os::unix::fs::MetadataExt;
+    let own = std::fs::metadata("/proc/self/exe").map_err(sys_err("stat /proc/self/exe"))?;
+    let Ok(target) = std::fs::metadata(path) else {
+        return Ok(());
+    };
+    if (target.dev(), target.ino()) == (own.dev(), own.ino()) {
+        return Err(InitError::RuntimeBinary {
+            path: path.to_path_buf(),
+        });
+    }
+    if depth >= 4 {
+        return Ok(());
+    }
+    let mut head = [0u8; 256];
+    let n = std::fs::File::open(path)
+        .and_then(|mut f| f.read(&mut head))
+        .unwrap_or(0);
+    let Some(line) = head[..n].strip_prefix(b"#!") else {
+        return Ok(());
+    };
+    let line = line.split(|&b| b == b'\n').next().unwrap_or_default();
+    let interp = line
+        .split(|b| b.is_ascii_whitespace())
+        .find(|w| !w.is_empty());
+    match interp {
+        Some(i) => refuse_runtime_binary(Path::new(std::ffi::OsStr::from_bytes(i)), depth + 1),
+        None => Ok(()),
+    }
 }
 
 fn is_executable(path: &Path) -> bool {
