@@ -621,8 +621,7 @@ fn wait_exit(pidfd: &OwnedFd) {
         pidfd.as_fd(),
         nix::poll::PollFlags::POLLIN,
     )];
-    let ms = u16::try_from(KILL_TIMEOUT.as_millis()).unwrap_or(u16::MAX);
-    let _ = nix::poll::poll(&mut fds, nix::poll::PollTimeout::from(ms));
+    let _ = nix::poll::poll(&mut fds, sysproc::poll_timeout(KILL_TIMEOUT));
 }
 
 /// Makes the exec FIFO (mode 0622, so a container user of any uid can write it) and opens an

@@ -153,10 +153,9 @@ fn run_one(hook: &Hook, kind: &'static str, index: usize, state: &[u8]) -> Resul
             pidfd.as_fd(),
             nix::poll::PollFlags::POLLIN,
         )];
-        let ms = Duration::from_secs(u64::try_from(secs).unwrap_or(0)).as_millis();
-        let ms = u16::try_from(ms).unwrap_or(u16::MAX);
+        let limit = sysproc::poll_timeout(Duration::from_secs(u64::try_from(secs).unwrap_or(0)));
         let exited = loop {
-            match nix::poll::poll(&mut fds, nix::poll::PollTimeout::from(ms)) {
+            match nix::poll::poll(&mut fds, limit) {
                 Err(nix::Error::EINTR) => continue,
                 Ok(n) => break n > 0,
                 Err(_) => break true,

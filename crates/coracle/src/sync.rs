@@ -137,13 +137,12 @@ impl Channel {
         timeout: Option<Duration>,
     ) -> Result<(Message, Option<OwnedFd>), SyncError> {
         if let Some(t) = timeout {
-            let ms = u16::try_from(t.as_millis()).unwrap_or(u16::MAX);
             let mut fds = [nix::poll::PollFd::new(
                 self.fd.as_fd(),
                 nix::poll::PollFlags::POLLIN,
             )];
             loop {
-                match nix::poll::poll(&mut fds, nix::poll::PollTimeout::from(ms)) {
+                match nix::poll::poll(&mut fds, crate::sys::process::poll_timeout(t)) {
                     Ok(0) => return Err(SyncError::Timeout { expected }),
                     Ok(_) => break,
                     Err(nix::Error::EINTR) => continue,

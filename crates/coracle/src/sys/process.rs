@@ -318,3 +318,8 @@ pub fn close_inherited(fd: BorrowedFd<'_>) {
     // never used again (the child leaves by execve or _exit), so nothing closes it twice.
     let _ = unsafe { libc::close(fd.as_raw_fd()) };
 }
+
+/// A poll(2) timeout for `d`, saturating at the largest one poll takes (~24 days).
+pub fn poll_timeout(d: std::time::Duration) -> nix::poll::PollTimeout {
+    nix::poll::PollTimeout::try_from(d).unwrap_or(nix::poll::PollTimeout::MAX)
+}
