@@ -197,7 +197,6 @@ impl Container {
             },
             init_start_time: 0,
             cgroup: cgroup.clone(),
-            started: false,
             config: config.spec.clone(),
             // The cgroup directories about to be made: a create killed while making them
             // leaves a record from which delete can remove them.
@@ -508,9 +507,8 @@ impl Container {
         }
         std::fs::remove_file(&fifo_path)
             .map_err(sys_err(format!("remove {}", fifo_path.display())))?;
-        self.record.started = true;
+        // No state.json write: `running` is derived from the FIFO being gone.
         self.record.state.status = Status::Running;
-        self.dir.write(&self.record)?;
         let hooks = self.record.config.hooks().as_ref();
         if let Err(e) = hooks::run_all(hooks, hooks::Kind::Poststart, &self.record.state) {
             // As runc: a failed poststart hook stops the container.

@@ -134,9 +134,6 @@ pub struct Record {
     pub init_start_time: u64,
     /// The container's cgroup.
     pub cgroup: Cgroup,
-    /// Whether the container was started (the FIFO was opened) at least once.
-    #[serde(default)]
-    pub started: bool,
     /// The bundle's config as it was at create (the defaults of `exec`).
     pub config: oci_spec::runtime::Spec,
     /// cgroup directories `create` was about to make (cleared once it recorded the cgroup).

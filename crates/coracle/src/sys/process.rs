@@ -197,28 +197,6 @@ pub fn set_no_new_privs() -> io::Result<()> {
     Ok(())
 }
 
-/// Asks for `signal` to be sent to us when our parent dies (`PR_SET_PDEATHSIG`).
-pub fn set_parent_death_signal(signal: i32) -> io::Result<()> {
-    // SAFETY: prctl with integer arguments.
-    cvt(unsafe {
-        libc::prctl(
-            libc::PR_SET_PDEATHSIG,
-            libc::c_ulong::from(signal.cast_unsigned()),
-            0,
-            0,
-            0,
-        )
-    })?;
-    Ok(())
-}
-
-/// Makes the calling process a child subreaper (`PR_SET_CHILD_SUBREAPER`).
-pub fn set_child_subreaper() -> io::Result<()> {
-    // SAFETY: prctl with integer arguments.
-    cvt(unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) })?;
-    Ok(())
-}
-
 /// Restores the default disposition of every catchable signal and unblocks all signals, so
 /// that the program exec'ed next starts as a fresh process would (the runtime ignores SIGPIPE).
 pub fn reset_signals() {
