@@ -341,6 +341,53 @@ fn cve_2019_5736_exec_with_cap_sys_ptrace() {
     rt.delete_force(&id).ok();
 }
 
+/// CVE-2019-5736 when CAP_SYS_PTRACE came with an earlier `exec`: the container's init has no
+/// CAP_SYS_PTRACE, but a process exec'ed with `--cap CAP_SYS_PTRACE` attacks every later exec.
+#[test]
+fn cve_2019_5736_exec_after_an_exec_granted_cap_sys_ptrace() {
+    let bin = BinCopy::new();
+    let rt = Runtime::new();
+    let work = TempDir::new("coracle-test-5736d");
+    let mut b = Bundle::new();
+    b.sh("exec sleep 1000");
+    fs::write(b.rootfs().join("attack.sh"), EXE_ATTACKER).expect("test setup");
+    b.write();
+    let id = rt.new_id();
+    bin.run(
+        &rt,
+        &["run", "-d", "--bundle", b.path_str(), &id],
+        &work.0,
+        "run",
+    )
+    .ok();
+    let attacker = bin.run(
+        &rt,
+        &[
+            "exec",
+            "-d",
+            "--cap",
+            "CAP_SYS_PTRACE",
+            &id,
+            "sh",
+            "/attack.sh",
+        ],
+        &work.0,
+        "attacker",
+    );
+    attacker.ok();
+    let out_file = work.0.join("attacker.out");
+    wait_for_text(&out_file, "READY", Duration::from_secs(10));
+    exec_many(&rt, &bin, &id, &work.0, &out_file, 30);
+    stop_and_check_attacker(
+        &bin,
+        &b,
+        &out_file,
+        false,
+        "30 execs of sh after an exec with CAP_SYS_PTRACE",
+    );
+    rt.delete_force(&id).ok();
+}
+
 /// Runs the runtime through `sh -c 'exec N<DIR; exec "$@"'`, so it inherits fd `fd` open on the
 /// host directory `dir`.
 fn run_with_inherited_dir_fd(rt: &Runtime, fd: u32, dir: &str, args: &[&str]) -> Output {

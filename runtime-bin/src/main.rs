@@ -290,15 +290,7 @@ fn run(cli: &Cli) -> Result<u8> {
         }
         Command::Delete { force: true, id } => Container::delete_forced(id, root)?,
         Command::Delete { force: false, id } => Container::load(id, root)?.delete(false)?,
-        Command::Exec(args) => {
-            // The exec'd process joins a running container whose processes could reach it:
-            // run from a read-only view of our binary (a no-op when already so; without the
-            // privilege for it, rootless, the binary is not ours to protect).
-            if !coracle::sys::fs::self_exe_is_readonly() {
-                let _ = coracle::sys::fs::reexec_from_readonly_view();
-            }
-            return exec(root, args);
-        }
+        Command::Exec(args) => return exec(root, args),
         Command::Features => print_json(&features::features())?,
         Command::Cgroup(cmd) => return cgroup_cmds::run(root, cmd),
 
@@ -544,6 +536,16 @@ fn exec_process(container: &Container, args: &ExecArgs) -> Result<oci_spec::runt
 /// forwarding signals and exit with its status.
 fn exec(root: &Path, args: &ExecArgs) -> Result<u8> {
     let container = Container::load(&args.id, root)?;
+    // The exec'd process is non-dumpable until execve; when a process of the container could
+    // still open its /proc/PID/exe (CAP_SYS_PTRACE over us), run from a read-only view of our
+    // binary (a no-op when already so; rootless, the binary is not ours to protect).
+    if container.exec_exposes_runtime()
+        && !coracle::namespaces::is_rootless()
+        && !coracle::sys::fs::self_exe_is_readonly()
+    {
+        drop(container);
+        return Err(coracle::sys::fs::reexec_from_readonly_view().into());
+    }
     let process = exec_process(&container, args)?;
     let opts = coracle::ExecOptions {
         pid_file: args.pid_file.clone(),

@@ -135,6 +135,24 @@ pub struct Capabilities {
     pub skipped: Vec<Skipped>,
 }
 
+/// Whether any set of `process.capabilities` names CAP_SYS_PTRACE (as root, a capability of
+/// the inheritable set alone is enough to gain it at execve).
+pub fn names_sys_ptrace(process: &Process) -> bool {
+    let Some(c) = process.capabilities() else {
+        return false;
+    };
+    [
+        c.bounding(),
+        c.effective(),
+        c.inheritable(),
+        c.permitted(),
+        c.ambient(),
+    ]
+    .into_iter()
+    .flatten()
+    .any(|set| set.contains(&OciCap::SysPtrace))
+}
+
 /// Maps oci-spec's capability names onto the `caps` crate's.
 pub fn to_caps(cap: OciCap) -> Capability {
     use Capability as C;

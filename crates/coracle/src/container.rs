@@ -206,6 +206,7 @@ impl Container {
                 .map(|(_, p)| p)
                 .filter(|p| !p.exists())
                 .collect(),
+            ptrace_granted: false,
         };
         let dir = guard
             .dir
@@ -422,6 +423,73 @@ impl Container {
     /// The bundle's config as it was at create.
     pub fn config(&self) -> &oci_spec::runtime::Spec {
         &self.record.config
+    }
+
+    /// Whether a process of this container could open the runtime binary through
+    /// /proc/PID/exe of a process [`Container::exec`] makes, although that process is
+    /// non-dumpable from its clone to its execve (CVE-2019-5736): only a process holding
+    /// CAP_SYS_PTRACE in our user namespace can, and only one that sees our pid namespace. So it
+    /// cannot when the container has a user namespace other than ours (its capabilities are
+    /// that namespace's); otherwise it can when the pid namespace is not the container's own
+    /// (others share it) or when the init's config, or a process exec'ed earlier
+    /// ([`Record::ptrace_granted`]), names CAP_SYS_PTRACE. Also true for a paused container,
+    /// whose lock `exec` cannot hold until its process has exec'ed (see [`Container::exec`]).
+    /// When this is true the caller should run from a binary the container cannot write (the
+    /// CLI re-executes from a read-only view of itself, [`crate::sys::fs::reexec_from_readonly_view`]).
+    pub fn exec_exposes_runtime(&self) -> bool {
+        if self.status() == Status::Paused {
+            return true;
+        }
+        if self.has_own_user_ns() {
+            return false;
+        }
+        let own_pid_ns = self.config_namespace(LinuxNamespaceType::Pid) == Some(None);
+        !own_pid_ns
+            || self.record.ptrace_granted
+            || self
+                .config()
+                .process()
+                .as_ref()
+                .is_some_and(crate::capabilities::names_sys_ptrace)
+    }
+
+    /// Whether the init runs in a user namespace other than ours (unknown: no).
+    pub(crate) fn has_own_user_ns(&self) -> bool {
+        let ns = |pid: &str| std::fs::metadata(format!("/proc/{pid}/ns/user")).ok();
+        use std::os::unix::fs::MetadataExt;
+        match (ns(&self.init_pid().to_string()), ns("self")) {
+            (Some(init), Some(ours)) => (init.dev(), init.ino()) != (ours.dev(), ours.ino()),
+            _ => false,
+        }
+    }
+
+    /// The config's namespace of kind `kind`: `None` without one, `Some(path)` with one (a path
+    /// to join, or `None` for a new one).
+    pub(crate) fn config_namespace(&self, kind: LinuxNamespaceType) -> Option<Option<PathBuf>> {
+        self.config()
+            .linux()
+            .as_ref()
+            .and_then(|l| l.namespaces().as_ref())
+            .into_iter()
+            .flatten()
+            .find(|n| n.typ() == kind)
+            .map(|n| n.path().clone())
+    }
+
+    /// Records, before `exec` starts `process`, that it names CAP_SYS_PTRACE in a container
+    /// that has no user namespace of its own (see [`Container::exec_exposes_runtime`]).
+    pub(crate) fn note_ptrace_grant(
+        &mut self,
+        process: &oci_spec::runtime::Process,
+    ) -> Result<(), Error> {
+        if self.record.ptrace_granted
+            || self.has_own_user_ns()
+            || !crate::capabilities::names_sys_ptrace(process)
+        {
+            return Ok(());
+        }
+        self.record.ptrace_granted = true;
+        Ok(self.dir.write(&self.record)?)
     }
 
     /// The init's pid as recorded (check [`Container::status`] before trusting it).

@@ -55,9 +55,14 @@ impl ExecProcess {
 impl Container {
     /// Starts `process` inside the container and returns once it has exec'ed (an exec failure,
     /// such as a missing program, is returned as an error).
-    /// The container's lock is released before the process is started (it may wait a long
-    /// time in a paused container, and `resume` needs the lock).
-    pub fn exec(self, process: &Process, opts: &ExecOptions) -> Result<ExecProcess, Error> {
+    ///
+    /// The process is non-dumpable from its clone to its execve. When no process of the
+    /// container could get past that ([`Container::exec_exposes_runtime`] is false), the
+    /// container's lock is held until the process has exec'ed, so that no concurrent `exec`
+    /// can give CAP_SYS_PTRACE to a process meanwhile; otherwise (the caller then runs from a
+    /// binary the container cannot write) it is released before the process is started (in a
+    /// paused container, it may wait a long time, and `resume` needs the lock).
+    pub fn exec(mut self, process: &Process, opts: &ExecOptions) -> Result<ExecProcess, Error> {
         let status = self.status();
         match status {
             Status::Running | Status::Created => {}
@@ -71,6 +76,8 @@ impl Container {
                 .into())
             }
         }
+        let hold_lock = !self.exec_exposes_runtime();
+        self.note_ptrace_grant(process)?;
         let process = ProcessConfig::from_spec(process)?;
         let ends = crate::console::prepare(
             opts.console_socket.as_deref(),
@@ -95,7 +102,7 @@ impl Container {
         let spec = self.config().clone();
         let state = self.state()?;
         let init_pid = self.init_pid();
-        drop(self);
+        let locked = hold_lock.then_some(self);
         let (parent_end, child_end) = sync::pair().map_err(ContainerError::from)?;
         // Root changes its pid/time namespaces for children before the clone; anyone else may
         // not, and the child joins them itself and forks once more ("nested").
@@ -105,9 +112,15 @@ impl Container {
         } else {
             Some(ForChildren::for_exec(init_pid)?)
         };
+        // Non-dumpable from birth: the child is in the container's pid namespace at once.
+        let dumpable = sysproc::is_dumpable().map_err(sys_err("prctl(PR_GET_DUMPABLE)"))?;
+        sysproc::set_dumpable(false).map_err(sys_err("prctl(PR_SET_DUMPABLE)"))?;
         // SAFETY: the runtime is single-threaded; the child runs `init::run_exec` and leaves
         // with `_exit` or execve, never returning into our caller.
         let cloned = unsafe { sysproc::clone3(0, clone_target.as_ref().map(|f| f.as_fd())) };
+        if dumpable && !matches!(cloned, Ok(CloneResult::Child)) {
+            sysproc::set_dumpable(true).map_err(sys_err("prctl(PR_SET_DUMPABLE)"))?;
+        }
         let (pid, pidfd) = match cloned.map_err(sys_err("clone3"))? {
             CloneResult::Child => {
                 drop(parent_end);
@@ -203,6 +216,7 @@ impl Container {
             }
             Err(e) => return Err(kill_child(ContainerError::from(e).into())),
         }
+        drop(locked);
         if let Some(path) = &opts.pid_file {
             crate::container::write_pid_file(path, pid)?;
         }

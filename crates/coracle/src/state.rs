@@ -139,6 +139,11 @@ pub struct Record {
     /// cgroup directories `create` was about to make (cleared once it recorded the cgroup).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub cgroup_pending: Vec<std::path::PathBuf>,
+    /// Set (for good) before `exec` starts a process that names CAP_SYS_PTRACE in a container
+    /// without its own user namespace: from then on the container's processes may open
+    /// /proc/PID/exe of a non-dumpable runtime process that joins it.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub ptrace_granted: bool,
 }
 
 /// The file names inside a container's directory.

@@ -190,6 +190,13 @@ pub fn set_dumpable(dumpable: bool) -> io::Result<()> {
     Ok(())
 }
 
+/// Whether the calling process is "dumpable" (`PR_GET_DUMPABLE` returns 1).
+pub fn is_dumpable() -> io::Result<bool> {
+    // SAFETY: prctl with integer arguments.
+    let v = cvt(unsafe { libc::prctl(libc::PR_GET_DUMPABLE, 0, 0, 0, 0) })?;
+    Ok(v == 1)
+}
+
 /// Sets `PR_SET_NO_NEW_PRIVS`.
 pub fn set_no_new_privs() -> io::Result<()> {
     // SAFETY: prctl with integer arguments.
