@@ -258,6 +258,7 @@ impl Container {
         let id_mapper = IdMapper::for_config(&config.namespaces);
         let for_children = ForChildren::for_create(&config)?;
         let flags = u64::from(config.namespaces.clone_flags().bits().cast_unsigned());
+        let cgroup_dirs = in_cgroup.then(|| cgroup.paths().into_iter().map(|(_, p)| p).collect());
         // SAFETY: the runtime is single-threaded (documented requirement of `create`); the child
         // runs `init::run` and leaves with `_exit`, never returning into our caller.
         let cloned = unsafe { sysproc::clone3(flags, clone_target.as_ref().map(|f| f.as_fd())) };
@@ -278,6 +279,7 @@ impl Container {
                             || crate::namespaces::setgroups_allowed_here()),
                     console: console.child.as_ref(),
                     preserve_fds: opts.preserve_fds + opts.listen_fds,
+                    cgroup_dirs,
                 };
                 let code = init::run(args, child_end);
                 sysproc::exit_now(code)

@@ -88,6 +88,9 @@ pub(crate) struct InitArgs<'a> {
     pub console: Option<&'a std::os::fd::OwnedFd>,
     /// Fds 3 .. 3+preserve_fds stay open across execve.
     pub preserve_fds: u32,
+    /// The container's cgroup directories (one per hierarchy) the parent is moving us into,
+    /// when it makes them: without a cgroup namespace, cgroup mounts then need not wait.
+    pub cgroup_dirs: Option<Vec<std::path::PathBuf>>,
 }
 
 /// Runs the container process; returns only an exit code for `_exit` when something failed.
@@ -159,7 +162,6 @@ fn prepare(args: &InitArgs<'_>, channel: &Channel) -> Result<CString, InitError>
         &state,
     )?;
     build_rootfs(args, &mut placed)?;
-    placed.wait()?;
     // 5. Host and domain name, session keyring, sysctls.
     set_names(args)?;
     write_sysctls(cfg)?;
@@ -168,12 +170,15 @@ fn prepare(args: &InitArgs<'_>, channel: &Channel) -> Result<CString, InitError>
         crate::console::setup_pty(socket, cfg.process.console_size)?;
     }
     rootfs::finalize(&cfg.rootfs_plan)?;
-    // 7. OOM score (while we hold every capability), then the process's own credentials.
+    // 7. OOM score (while we hold every capability); in the cgroup (the parent's first write
+    //    to a v1 cgroup.procs may take milliseconds: everything above overlapped it); then the
+    //    process's own credentials.
     if let Some(adj) = cfg.process.oom_score_adj {
         std::fs::write("/proc/self/oom_score_adj", adj.to_string()).map_err(sys_err(
             "process.oomScoreAdj: write /proc/self/oom_score_adj",
         ))?;
     }
+    placed.wait()?;
     let exe = become_process(
         &cfg.process,
         args.allow_setgroups,
@@ -256,8 +261,18 @@ fn build_rootfs(args: &InitArgs<'_>, placed: &mut Placement<'_>) -> Result<(), I
         // podman): devices cannot be made with mknod there.
         in_user_ns: ns.has(LinuxNamespaceType::User) || !crate::namespaces::in_initial_user_ns(),
         cgroup_ns: ns.has(LinuxNamespaceType::Cgroup),
+        cgroup_dirs: args.cgroup_dirs.as_deref(),
     };
-    rootfs::setup_with(&cfg.rootfs_plan, opts, || placed.wait())?;
+    // Without a cgroup namespace and with the cgroup's directories known, cgroup mounts bind
+    // those: no need to be in the cgroup yet.
+    let wait = opts.cgroup_ns || opts.cgroup_dirs.is_none();
+    rootfs::setup_with(&cfg.rootfs_plan, opts, || {
+        if wait {
+            placed.wait()
+        } else {
+            Ok(())
+        }
+    })?;
     std::fs::create_dir_all(&cfg.process.cwd).map_err(|source| InitError::Cwd {
         path: cfg.process.cwd.clone(),
         source,
