@@ -19,7 +19,7 @@ fi
 if [ -z "${CORACLE_BIN:-}" ]; then
     echo "==> cargo build --release"
     cargo build --release -p coracle-cli
-    CORACLE_BIN="${CARGO_TARGET_DIR:-$PWD/target}/release/coracle"
+    CORACLE_BIN="${CARGO_TARGET_DIR:-$PWD/target}/x86_64-unknown-linux-gnu/release/coracle"
 fi
 
 tmp=$(mktemp -d /tmp/coracle-demo.XXXXXX)

@@ -57,7 +57,7 @@ struct Args {
     /// Unmeasured warm-up rounds before the measured ones.
     #[arg(long, default_value_t = 2)]
     warmup: usize,
-    /// The coracle binary (default: <workspace>/target/release/coracle).
+    /// The coracle binary (default: <workspace>/target/x86_64-unknown-linux-gnu/release/coracle).
     #[arg(long)]
     coracle: Option<PathBuf>,
     /// The crun binary (a name is looked up in $PATH).
@@ -222,8 +222,8 @@ impl Bench {
     }
 
     fn find_runtimes(&mut self) {
-        let default_coracle =
-            Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/release/coracle");
+        let default_coracle = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../target/x86_64-unknown-linux-gnu/release/coracle");
         for name in self.args.runtimes.clone() {
             let (name, found): (&'static str, Option<PathBuf>) = match name.as_str() {
                 "coracle" => {

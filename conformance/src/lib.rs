@@ -1,7 +1,7 @@
 //! Helpers for the conformance tests: bundles, the binary under test, cleanup.
 //!
 //! The tests drive a runtime binary speaking runc's command line: `coracle` by default
-//! (`<workspace>/target/debug/coracle`), or whatever `CORACLE_BIN` names (runc is the oracle the
+//! (`<workspace>/target/x86_64-unknown-linux-gnu/debug/coracle`), or whatever `CORACLE_BIN` names (runc is the oracle the
 //! tests are validated against). Each test makes its own busybox [`Bundle`] in a fresh directory
 //! and its own [`Runtime`] with a private `--root`; both clean up on drop, even when the test
 //! fails: containers are force-deleted, leftover processes in the test's cgroup killed, its cgroup
@@ -53,8 +53,11 @@ pub fn workspace_root() -> PathBuf {
     manifest.parent().unwrap_or(manifest).to_path_buf()
 }
 
-/// The binary under test: `$CORACLE_BIN`, else `$CARGO_TARGET_DIR/debug/coracle`, else
-/// `<workspace>/target/debug/coracle`.
+/// The target triple the workspace builds for (`build.target` in .cargo/config.toml).
+pub const BUILD_TARGET: &str = "x86_64-unknown-linux-gnu";
+
+/// The binary under test: `$CORACLE_BIN`, else `$CARGO_TARGET_DIR/<triple>/debug/coracle`,
+/// else `<workspace>/target/<triple>/debug/coracle` (the triple is [`BUILD_TARGET`]).
 pub fn binary() -> PathBuf {
     if let Some(bin) = std::env::var_os("CORACLE_BIN").filter(|b| !b.is_empty()) {
         return PathBuf::from(bin);
@@ -64,7 +67,7 @@ pub fn binary() -> PathBuf {
         Some(t) => workspace_root().join(t),
         None => workspace_root().join("target"),
     };
-    target.join("debug").join("coracle")
+    target.join(BUILD_TARGET).join("debug").join("coracle")
 }
 
 /// Whether the binary under test is runc (the oracle), by its file name.
