@@ -947,3 +947,211 @@ fn cve_2019_5736_program_is_the_runtime_binary() {
         .stderr_mentions(&["refusing to run the runtime"]);
     assert!(!out.out().contains("escaped"));
 }
+
+/// A procfs of the host's pid namespace mounted at a temp dir and made shared (its own peer
+/// group), for binding as a container's /proc: the container's copy is then a slave of it, so
+/// whatever the test mounts on it while a container is created reaches the container's /proc,
+/// as a racing container with shared mounts does in CVE-2025-52881. Unmounted (with every
+/// mount on it) and removed on drop.
+struct SharedProc(PathBuf);
+
+impl SharedProc {
+    fn new() -> SharedProc {
+        use nix::mount::{mount, MsFlags};
+        let dir = std::env::temp_dir().join(unique("coracle-test-proc"));
+        fs::create_dir_all(&dir).expect("test setup");
+        let me = SharedProc(dir);
+        let none = None::<&str>;
+        mount(Some("proc"), &me.0, Some("proc"), MsFlags::empty(), none).expect("mount proc");
+        for flag in [MsFlags::MS_PRIVATE, MsFlags::MS_SHARED] {
+            mount(none, &me.0, none, flag, none).expect("propagation of the test proc");
+        }
+        me
+    }
+}
+
+impl Drop for SharedProc {
+    fn drop(&mut self) {
+        let _ = nix::mount::umount2(&self.0, nix::mount::MntFlags::MNT_DETACH);
+        let _ = fs::remove_dir(&self.0);
+    }
+}
+
+/// The config's /proc mount replaced by a bind of `source` (`bind` or `rbind`).
+fn bind_proc(b: &mut Bundle, source: &Path, bind: &str) {
+    let mounts = b.config["mounts"].as_array_mut().expect("mounts");
+    for m in mounts.iter_mut() {
+        if m["destination"] == "/proc" {
+            *m = json!({"destination": "/proc", "type": "bind",
+                        "source": source.to_str().expect("utf-8"), "options": [bind]});
+        }
+    }
+}
+
+/// Every descendant of `pid` (through /proc/PID/task/*/children).
+fn descendants(pid: u32) -> Vec<u32> {
+    let mut out = Vec::new();
+    let mut todo = vec![pid];
+    while let Some(p) = todo.pop() {
+        let Ok(tasks) = fs::read_dir(format!("/proc/{p}/task")) else {
+            continue;
+        };
+        for t in tasks.flatten() {
+            let text = fs::read_to_string(t.path().join("children")).unwrap_or_default();
+            for c in text
+                .split_whitespace()
+                .filter_map(|c| c.parse::<u32>().ok())
+            {
+                if !out.contains(&c) {
+                    out.push(c);
+                    todo.push(c);
+                }
+            }
+        }
+    }
+    out
+}
+
+/// What the racer of [`cve_2025_52881_racing_mounts_never_redirect_proc_writes`] targets:
+/// the pid of the `create` in progress (0: none, the racer unmounts everything and idles).
+struct RaceTarget {
+    create_pid: std::sync::atomic::AtomicU32,
+    /// Bumped by the racer each time it is idle with nothing mounted.
+    idle_rounds: std::sync::atomic::AtomicU64,
+    stop: std::sync::atomic::AtomicBool,
+    /// Mounts made (how often the attack was in place).
+    mounts: std::sync::atomic::AtomicU64,
+}
+
+/// Stops the racer when dropped (also when an assertion fails while it runs).
+struct StopRacer<'a>(&'a RaceTarget);
+
+impl Drop for StopRacer<'_> {
+    fn drop(&mut self) {
+        self.0.stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+/// The racer: while a `create` runs, bind-mounts `canary` (a host temp file) over
+/// `<proc>/sys/kernel/domainname` and over `<proc>/PID/oom_score_adj` of every process the
+/// create spawned, unmounts, and again, in a tight loop. `proc` is the shared procfs the
+/// container's /proc is a slave of, so each mount lands in the container's /proc too.
+fn race_proc_mounts(proc: &Path, canary: &Path, t: &RaceTarget) {
+    use nix::mount::{mount, umount2, MntFlags, MsFlags};
+    use std::sync::atomic::Ordering::SeqCst;
+    let none = None::<&str>;
+    let mut mounted: Vec<PathBuf> = Vec::new();
+    while !t.stop.load(SeqCst) {
+        let pid = t.create_pid.load(SeqCst);
+        if pid == 0 {
+            t.idle_rounds.fetch_add(1, SeqCst);
+            thread::sleep(Duration::from_micros(200));
+            continue;
+        }
+        let mut targets = vec![proc.join("sys/kernel/domainname")];
+        targets.extend(
+            descendants(pid)
+                .into_iter()
+                .map(|p| proc.join(format!("{p}/oom_score_adj"))),
+        );
+        for target in targets {
+            if mount(Some(canary), &target, none, MsFlags::MS_BIND, none).is_ok() {
+                t.mounts.fetch_add(1, SeqCst);
+                mounted.push(target);
+            }
+        }
+        thread::sleep(Duration::from_micros(300));
+        for target in mounted.drain(..) {
+            let _ = umount2(&target, MntFlags::MNT_DETACH);
+        }
+    }
+}
+
+/// CVE-2025-52881, the race: the container's /proc is a slave of a shared procfs on the host
+/// (a bind of it), and while containers with a sysctl and an oomScoreAdj are created, the host
+/// keeps bind-mounting a canary file over the sysctl's file and over each new process's
+/// oom_score_adj in that procfs, so the mounts appear in the container's /proc at random
+/// moments. The canary is never written; each create either succeeds with the configured
+/// domain name and OOM score, or fails with a clear error; nothing is left behind.
+#[test]
+fn cve_2025_52881_racing_mounts_never_redirect_proc_writes() {
+    use std::sync::atomic::Ordering::SeqCst;
+    let proc = SharedProc::new();
+    let canary_dir = TempDir::new("coracle-test-52881-canary");
+    let canary = canary_dir.0.join("canary");
+    fs::write(&canary, "CANARY-UNTOUCHED\n").unwrap();
+    let mut b = Bundle::new();
+    bind_proc(&mut b, &proc.0, "bind");
+    b.config["linux"]["sysctl"] = json!({"kernel.domainname": "coracle-race"});
+    b.config["process"]["oomScoreAdj"] = json!(123);
+    b.write();
+    let rt = Runtime::new();
+    let target = RaceTarget {
+        create_pid: 0.into(),
+        idle_rounds: 0.into(),
+        stop: false.into(),
+        mounts: 0.into(),
+    };
+    let (mut created, mut refused) = (0, 0);
+    thread::scope(|s| {
+        s.spawn(|| race_proc_mounts(&proc.0, &canary, &target));
+        let _stop = StopRacer(&target);
+        let start = Instant::now();
+        for _ in 0..50 {
+            if start.elapsed() > Duration::from_secs(20) {
+                break;
+            }
+            let id = rt.new_id();
+            rt.track(&id);
+            let running = rt.spawn(&["create", "--bundle", b.path_str(), &id]);
+            target.create_pid.store(running.pid(), SeqCst);
+            let out = running.wait();
+            target.create_pid.store(0, SeqCst);
+            // Wait until the racer has unmounted everything.
+            let seen = target.idle_rounds.load(SeqCst);
+            while target.idle_rounds.load(SeqCst) < seen + 2 && !target.stop.load(SeqCst) {
+                thread::sleep(Duration::from_micros(100));
+            }
+            assert!(!out.timed_out, "\n{out}");
+            let written = fs::read_to_string(&canary).unwrap_or_default();
+            assert_eq!(
+                written, "CANARY-UNTOUCHED\n",
+                "a write to /proc landed on the canary mounted over it:\n{out}"
+            );
+            if out.success() {
+                created += 1;
+                let pid = rt.init_pid(&id);
+                let oom = fs::read_to_string(format!("/proc/{pid}/oom_score_adj")).unwrap();
+                assert_eq!(oom.trim(), "123", "\n{out}");
+                let domain = Command::new("nsenter")
+                    .args(["-t", &pid.to_string(), "--uts"])
+                    .args(["cat", "/proc/sys/kernel/domainname"])
+                    .output()
+                    .expect("nsenter");
+                assert_eq!(
+                    String::from_utf8_lossy(&domain.stdout).trim(),
+                    "coracle-race",
+                    "{domain:?}\n{out}"
+                );
+                rt.delete_force(&id).ok();
+            } else {
+                refused += 1;
+                out.stderr_mentions(&["proc", "sysctl", "oom"]);
+            }
+            assert!(!rt.state_dir_exists(&id), "{id} left behind:\n{out}");
+        }
+    });
+    eprintln!(
+        "52881 race: {created} created, {refused} refused, {} canary mounts",
+        target.mounts.load(SeqCst)
+    );
+    assert!(target.mounts.load(SeqCst) > 0, "the racer never mounted");
+    assert!(created + refused > 0);
+    assert_eq!(
+        fs::read_to_string(&canary).unwrap(),
+        "CANARY-UNTOUCHED\n",
+        "the canary was written"
+    );
+    assert!(host_mounts_mentioning(&canary).is_empty());
+    assert!(host_mounts_mentioning(&b.rootfs()).is_empty());
+}
