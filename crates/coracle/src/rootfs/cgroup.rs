@@ -112,6 +112,7 @@ fn mount_v2(root: &RootHandle, m: &MountEntry) -> Result<OwnedFd, RootfsError> {
     let target = root
         .open_or_create(&m.destination, Create::Dir)
         .map_err(io_err("create mount point", &shown))?;
+    super::mounts::check_proc_target(target.as_fd(), m, &shown)?;
     let flags = m.options.flags & !(libc::MS_BIND | libc::MS_REC);
     match mount_fd(
         Path::new("cgroup2"),
@@ -163,6 +164,7 @@ fn mount_v1(root: &RootHandle, m: &MountEntry, opts: SetupOptions) -> Result<Own
     let target = root
         .open_or_create(&m.destination, Create::Dir)
         .map_err(io_err("create mount point", &shown))?;
+    super::mounts::check_proc_target(target.as_fd(), m, &shown)?;
     let tmpfs_flags = libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC;
     mount_fd(
         Path::new("tmpfs"),
