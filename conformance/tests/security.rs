@@ -988,6 +988,17 @@ fn bind_proc(b: &mut Bundle, source: &Path, bind: &str) {
     }
 }
 
+/// `kernel.<name>` (hostname, domainname) in the UTS namespace of `pid`, read through the
+/// host's /proc by a process that joined that namespace.
+fn uts_of(pid: i64, name: &str) -> String {
+    let out = Command::new("nsenter")
+        .args(["-t", &pid.to_string(), "--uts", "cat"])
+        .arg(format!("/proc/sys/kernel/{name}"))
+        .output()
+        .expect("nsenter");
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
 /// Every descendant of `pid` (through /proc/PID/task/*/children).
 fn descendants(pid: u32) -> Vec<u32> {
     let mut out = Vec::new();
@@ -1123,16 +1134,7 @@ fn cve_2025_52881_racing_mounts_never_redirect_proc_writes() {
                 let pid = rt.init_pid(&id);
                 let oom = fs::read_to_string(format!("/proc/{pid}/oom_score_adj")).unwrap();
                 assert_eq!(oom.trim(), "123", "\n{out}");
-                let domain = Command::new("nsenter")
-                    .args(["-t", &pid.to_string(), "--uts"])
-                    .args(["cat", "/proc/sys/kernel/domainname"])
-                    .output()
-                    .expect("nsenter");
-                assert_eq!(
-                    String::from_utf8_lossy(&domain.stdout).trim(),
-                    "coracle-race",
-                    "{domain:?}\n{out}"
-                );
+                assert_eq!(uts_of(pid, "domainname"), "coracle-race", "\n{out}");
                 rt.delete_force(&id).ok();
             } else {
                 refused += 1;
@@ -1154,4 +1156,102 @@ fn cve_2025_52881_racing_mounts_never_redirect_proc_writes() {
     );
     assert!(host_mounts_mentioning(&canary).is_empty());
     assert!(host_mounts_mentioning(&b.rootfs()).is_empty());
+}
+
+/// CVE-2025-52881, static form with a real procfs file: the container's /proc is a recursive
+/// bind of a procfs on which the host bound `sys/kernel/hostname` over `sys/kernel/domainname`
+/// (a check that the file written is "on procfs" passes). The kernel.domainname sysctl must set
+/// the domain name, never the host name through the planted mount (or create refuses).
+#[test]
+fn cve_2025_52881_sysctl_write_not_redirected_to_another_proc_file() {
+    use nix::mount::{mount, MsFlags};
+    let proc = SharedProc::new();
+    let none = None::<&str>;
+    mount(
+        Some(&proc.0.join("sys/kernel/hostname")),
+        &proc.0.join("sys/kernel/domainname"),
+        none,
+        MsFlags::MS_BIND,
+        none,
+    )
+    .expect("bind hostname over domainname");
+    let mut b = Bundle::new();
+    bind_proc(&mut b, &proc.0, "rbind");
+    b.config["linux"]["sysctl"] = json!({"kernel.domainname": "coracle-test-dom"});
+    let rt = Runtime::new();
+    let id = rt.new_id();
+    let out = rt.create(&id, &b);
+    eprintln!(
+        "sysctl under a planted procfs mount: exit {:?}: {}",
+        out.code,
+        out.stderr.trim()
+    );
+    assert!(!out.timed_out, "\n{out}");
+    if out.success() {
+        let pid = rt.init_pid(&id);
+        let (host, domain) = (uts_of(pid, "hostname"), uts_of(pid, "domainname"));
+        rt.delete_force(&id).ok();
+        assert_eq!(
+            host, "coracle",
+            "the sysctl was redirected to hostname:\n{out}"
+        );
+        assert_eq!(domain, "coracle-test-dom", "\n{out}");
+    } else {
+        out.stderr_mentions(&["proc", "sysctl"]);
+        assert!(!rt.state_dir_exists(&id), "\n{out}");
+    }
+}
+
+/// A config mount inside /proc is refused, naming the mount, whether its destination says
+/// so (`/proc/sys/kernel`) or reaches it through a symlink in the rootfs (`/k` ->
+/// `/proc/sys/kernel`, after /proc is mounted); so is a tmpfs on /proc itself. Nothing is left.
+/// (runc 1.1 checks bind mounts only: the tmpfs cases are coracle's.)
+#[test]
+fn mounts_inside_proc_are_refused() {
+    let host = host_dir_with_marker("coracle-test-procdest");
+    let host_src = host.0.to_str().unwrap();
+    let cases: [(&str, Option<&str>, &str); 5] = [
+        ("/proc/sys/kernel", None, "bind"),
+        ("/k", Some("/proc/sys/kernel"), "bind"),
+        ("/proc/sys/kernel", None, "tmpfs"),
+        ("/k", Some("/proc/sys/kernel"), "tmpfs"),
+        ("/proc", None, "tmpfs"),
+    ];
+    for (dest, link, kind) in cases {
+        if kind == "tmpfs" && coracle_conformance::is_runc() {
+            continue;
+        }
+        let mut b = Bundle::new();
+        if let Some(target) = link {
+            symlink(target, b.rootfs().join(dest.trim_start_matches('/'))).unwrap();
+        }
+        if kind == "bind" {
+            b.mount(dest, "bind", host_src, &["bind"]);
+        } else {
+            b.mount(dest, "tmpfs", "tmpfs", &["size=1m"]);
+        }
+        if dest == "/proc" {
+            // Instead of the proc mount, not on top of it.
+            let mounts = b.config["mounts"].as_array_mut().unwrap();
+            mounts.retain(|m| m["type"] != "proc");
+        }
+        let index = b.config["mounts"].as_array().unwrap().len() - 1;
+        let rt = Runtime::new();
+        let id = rt.new_id();
+        let out = rt.create(&id, &b);
+        out.fails().stderr_mentions(&[
+            "inside /proc",
+            "not of type proc",
+            "may be mounted on /proc",
+        ]);
+        if !coracle_conformance::is_runc() {
+            out.stderr_mentions(&[&format!("mounts[{index}] ({dest})")]);
+        }
+        assert!(
+            !rt.state_dir_exists(&id),
+            "{dest}: {id} left behind:\n{out}"
+        );
+        assert!(host_mounts_mentioning(&b.rootfs()).is_empty(), "\n{out}");
+        assert!(host_mounts_mentioning(&host.0).is_empty(), "\n{out}");
+    }
 }
