@@ -947,3 +947,311 @@ fn cve_2019_5736_program_is_the_runtime_binary() {
         .stderr_mentions(&["refusing to run the runtime"]);
     assert!(!out.out().contains("escaped"));
 }
+
+/// A procfs of the host's pid namespace mounted at a temp dir and made shared (its own peer
+/// group), for binding as a container's /proc: the container's copy is then a slave of it, so
+/// whatever the test mounts on it while a container is created reaches the container's /proc,
+/// as a racing container with shared mounts does in CVE-2025-52881. Unmounted (with every
+/// mount on it) and removed on drop.
+struct SharedProc(PathBuf);
+
+impl SharedProc {
+    fn new() -> SharedProc {
+        use nix::mount::{mount, MsFlags};
+        let dir = std::env::temp_dir().join(unique("coracle-test-proc"));
+        fs::create_dir_all(&dir).expect("test setup");
+        let me = SharedProc(dir);
+        let none = None::<&str>;
+        mount(Some("proc"), &me.0, Some("proc"), MsFlags::empty(), none).expect("mount proc");
+        for flag in [MsFlags::MS_PRIVATE, MsFlags::MS_SHARED] {
+            mount(none, &me.0, none, flag, none).expect("propagation of the test proc");
+        }
+        me
+    }
+}
+
+impl Drop for SharedProc {
+    fn drop(&mut self) {
+        let _ = nix::mount::umount2(&self.0, nix::mount::MntFlags::MNT_DETACH);
+        let _ = fs::remove_dir(&self.0);
+    }
+}
+
+/// The config's /proc mount replaced by a bind of `source` (`bind` or `rbind`).
+fn bind_proc(b: &mut Bundle, source: &Path, bind: &str) {
+    let mounts = b.config["mounts"].as_array_mut().expect("mounts");
+    for m in mounts.iter_mut() {
+        if m["destination"] == "/proc" {
+            *m = json!({"destination": "/proc", "type": "bind",
+                        "source": source.to_str().expect("utf-8"), "options": [bind]});
+        }
+    }
+}
+
+/// `kernel.<name>` (hostname, domainname) in the UTS namespace of `pid`, read through the
+/// host's /proc by a process that joined that namespace.
+fn uts_of(pid: i64, name: &str) -> String {
+    let out = Command::new("nsenter")
+        .args(["-t", &pid.to_string(), "--uts", "cat"])
+        .arg(format!("/proc/sys/kernel/{name}"))
+        .output()
+        .expect("nsenter");
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+/// Every descendant of `pid` (through /proc/PID/task/*/children).
+fn descendants(pid: u32) -> Vec<u32> {
+    let mut out = Vec::new();
+    let mut todo = vec![pid];
+    while let Some(p) = todo.pop() {
+        let Ok(tasks) = fs::read_dir(format!("/proc/{p}/task")) else {
+            continue;
+        };
+        for t in tasks.flatten() {
+            let text = fs::read_to_string(t.path().join("children")).unwrap_or_default();
+            for c in text
+                .split_whitespace()
+                .filter_map(|c| c.parse::<u32>().ok())
+            {
+                if !out.contains(&c) {
+                    out.push(c);
+                    todo.push(c);
+                }
+            }
+        }
+    }
+    out
+}
+
+/// What the racer of [`cve_2025_52881_racing_mounts_never_redirect_proc_writes`] targets:
+/// the pid of the `create` in progress (0: none, the racer unmounts everything and idles).
+struct RaceTarget {
+    create_pid: std::sync::atomic::AtomicU32,
+    /// Bumped by the racer each time it is idle with nothing mounted.
+    idle_rounds: std::sync::atomic::AtomicU64,
+    stop: std::sync::atomic::AtomicBool,
+    /// Mounts made (how often the attack was in place).
+    mounts: std::sync::atomic::AtomicU64,
+}
+
+/// Stops the racer when dropped (also when an assertion fails while it runs).
+struct StopRacer<'a>(&'a RaceTarget);
+
+impl Drop for StopRacer<'_> {
+    fn drop(&mut self) {
+        self.0.stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+/// The racer: while a `create` runs, bind-mounts `canary` (a host temp file) over
+/// `<proc>/sys/kernel/domainname` and over `<proc>/PID/oom_score_adj` of every process the
+/// create spawned, unmounts, and again, in a tight loop. `proc` is the shared procfs the
+/// container's /proc is a slave of, so each mount lands in the container's /proc too.
+fn race_proc_mounts(proc: &Path, canary: &Path, t: &RaceTarget) {
+    use nix::mount::{mount, umount2, MntFlags, MsFlags};
+    use std::sync::atomic::Ordering::SeqCst;
+    let none = None::<&str>;
+    let mut mounted: Vec<PathBuf> = Vec::new();
+    while !t.stop.load(SeqCst) {
+        let pid = t.create_pid.load(SeqCst);
+        if pid == 0 {
+            t.idle_rounds.fetch_add(1, SeqCst);
+            thread::sleep(Duration::from_micros(200));
+            continue;
+        }
+        let mut targets = vec![proc.join("sys/kernel/domainname")];
+        targets.extend(
+            descendants(pid)
+                .into_iter()
+                .map(|p| proc.join(format!("{p}/oom_score_adj"))),
+        );
+        for target in targets {
+            if mount(Some(canary), &target, none, MsFlags::MS_BIND, none).is_ok() {
+                t.mounts.fetch_add(1, SeqCst);
+                mounted.push(target);
+            }
+        }
+        thread::sleep(Duration::from_micros(300));
+        for target in mounted.drain(..) {
+            let _ = umount2(&target, MntFlags::MNT_DETACH);
+        }
+    }
+}
+
+/// CVE-2025-52881, the race: the container's /proc is a slave of a shared procfs on the host
+/// (a bind of it), and while containers with a sysctl and an oomScoreAdj are created, the host
+/// keeps bind-mounting a canary file over the sysctl's file and over each new process's
+/// oom_score_adj in that procfs, so the mounts appear in the container's /proc at random
+/// moments. The canary is never written; each create either succeeds with the configured
+/// domain name and OOM score, or fails with a clear error; nothing is left behind.
+#[test]
+fn cve_2025_52881_racing_mounts_never_redirect_proc_writes() {
+    use std::sync::atomic::Ordering::SeqCst;
+    let proc = SharedProc::new();
+    let canary_dir = TempDir::new("coracle-test-52881-canary");
+    let canary = canary_dir.0.join("canary");
+    fs::write(&canary, "CANARY-UNTOUCHED\n").unwrap();
+    let mut b = Bundle::new();
+    bind_proc(&mut b, &proc.0, "bind");
+    b.config["linux"]["sysctl"] = json!({"kernel.domainname": "coracle-race"});
+    b.config["process"]["oomScoreAdj"] = json!(123);
+    b.write();
+    let rt = Runtime::new();
+    let target = RaceTarget {
+        create_pid: 0.into(),
+        idle_rounds: 0.into(),
+        stop: false.into(),
+        mounts: 0.into(),
+    };
+    let (mut created, mut refused) = (0, 0);
+    thread::scope(|s| {
+        s.spawn(|| race_proc_mounts(&proc.0, &canary, &target));
+        let _stop = StopRacer(&target);
+        let start = Instant::now();
+        for _ in 0..50 {
+            if start.elapsed() > Duration::from_secs(20) {
+                break;
+            }
+            let id = rt.new_id();
+            rt.track(&id);
+            let running = rt.spawn(&["create", "--bundle", b.path_str(), &id]);
+            target.create_pid.store(running.pid(), SeqCst);
+            let out = running.wait();
+            target.create_pid.store(0, SeqCst);
+            // Wait until the racer has unmounted everything.
+            let seen = target.idle_rounds.load(SeqCst);
+            while target.idle_rounds.load(SeqCst) < seen + 2 && !target.stop.load(SeqCst) {
+                thread::sleep(Duration::from_micros(100));
+            }
+            assert!(!out.timed_out, "\n{out}");
+            let written = fs::read_to_string(&canary).unwrap_or_default();
+            assert_eq!(
+                written, "CANARY-UNTOUCHED\n",
+                "a write to /proc landed on the canary mounted over it:\n{out}"
+            );
+            if out.success() {
+                created += 1;
+                let pid = rt.init_pid(&id);
+                let oom = fs::read_to_string(format!("/proc/{pid}/oom_score_adj")).unwrap();
+                assert_eq!(oom.trim(), "123", "\n{out}");
+                assert_eq!(uts_of(pid, "domainname"), "coracle-race", "\n{out}");
+                rt.delete_force(&id).ok();
+            } else {
+                refused += 1;
+                out.stderr_mentions(&["proc", "sysctl", "oom"]);
+            }
+            assert!(!rt.state_dir_exists(&id), "{id} left behind:\n{out}");
+        }
+    });
+    eprintln!(
+        "52881 race: {created} created, {refused} refused, {} canary mounts",
+        target.mounts.load(SeqCst)
+    );
+    assert!(target.mounts.load(SeqCst) > 0, "the racer never mounted");
+    assert!(created + refused > 0);
+    assert_eq!(
+        fs::read_to_string(&canary).unwrap(),
+        "CANARY-UNTOUCHED\n",
+        "the canary was written"
+    );
+    assert!(host_mounts_mentioning(&canary).is_empty());
+    assert!(host_mounts_mentioning(&b.rootfs()).is_empty());
+}
+
+/// CVE-2025-52881, static form with a real procfs file: the container's /proc is a recursive
+/// bind of a procfs on which the host bound `sys/kernel/hostname` over `sys/kernel/domainname`
+/// (a check that the file written is "on procfs" passes). The kernel.domainname sysctl must set
+/// the domain name, never the host name through the planted mount (or create refuses).
+#[test]
+fn cve_2025_52881_sysctl_write_not_redirected_to_another_proc_file() {
+    use nix::mount::{mount, MsFlags};
+    let proc = SharedProc::new();
+    let none = None::<&str>;
+    mount(
+        Some(&proc.0.join("sys/kernel/hostname")),
+        &proc.0.join("sys/kernel/domainname"),
+        none,
+        MsFlags::MS_BIND,
+        none,
+    )
+    .expect("bind hostname over domainname");
+    let mut b = Bundle::new();
+    bind_proc(&mut b, &proc.0, "rbind");
+    b.config["linux"]["sysctl"] = json!({"kernel.domainname": "coracle-test-dom"});
+    let rt = Runtime::new();
+    let id = rt.new_id();
+    let out = rt.create(&id, &b);
+    eprintln!(
+        "sysctl under a planted procfs mount: exit {:?}: {}",
+        out.code,
+        out.stderr.trim()
+    );
+    assert!(!out.timed_out, "\n{out}");
+    if out.success() {
+        let pid = rt.init_pid(&id);
+        let (host, domain) = (uts_of(pid, "hostname"), uts_of(pid, "domainname"));
+        rt.delete_force(&id).ok();
+        assert_eq!(
+            host, "coracle",
+            "the sysctl was redirected to hostname:\n{out}"
+        );
+        assert_eq!(domain, "coracle-test-dom", "\n{out}");
+    } else {
+        out.stderr_mentions(&["proc", "sysctl"]);
+        assert!(!rt.state_dir_exists(&id), "\n{out}");
+    }
+}
+
+/// A config mount inside /proc is refused, naming the mount, whether its destination says
+/// so (`/proc/sys/kernel`) or reaches it through a symlink in the rootfs (`/k` ->
+/// `/proc/sys/kernel`, after /proc is mounted); so is a tmpfs on /proc itself. Nothing is left.
+/// (runc 1.1 checks bind mounts only: the tmpfs cases are coracle's.)
+#[test]
+fn mounts_inside_proc_are_refused() {
+    let host = host_dir_with_marker("coracle-test-procdest");
+    let host_src = host.0.to_str().unwrap();
+    let cases: [(&str, Option<&str>, &str); 5] = [
+        ("/proc/sys/kernel", None, "bind"),
+        ("/k", Some("/proc/sys/kernel"), "bind"),
+        ("/proc/sys/kernel", None, "tmpfs"),
+        ("/k", Some("/proc/sys/kernel"), "tmpfs"),
+        ("/proc", None, "tmpfs"),
+    ];
+    for (dest, link, kind) in cases {
+        if kind == "tmpfs" && coracle_conformance::is_runc() {
+            continue;
+        }
+        let mut b = Bundle::new();
+        if let Some(target) = link {
+            symlink(target, b.rootfs().join(dest.trim_start_matches('/'))).unwrap();
+        }
+        if kind == "bind" {
+            b.mount(dest, "bind", host_src, &["bind"]);
+        } else {
+            b.mount(dest, "tmpfs", "tmpfs", &["size=1m"]);
+        }
+        if dest == "/proc" {
+            // Instead of the proc mount, not on top of it.
+            let mounts = b.config["mounts"].as_array_mut().unwrap();
+            mounts.retain(|m| m["type"] != "proc");
+        }
+        let index = b.config["mounts"].as_array().unwrap().len() - 1;
+        let rt = Runtime::new();
+        let id = rt.new_id();
+        let out = rt.create(&id, &b);
+        out.fails().stderr_mentions(&[
+            "inside /proc",
+            "not of type proc",
+            "may be mounted on /proc",
+        ]);
+        if !coracle_conformance::is_runc() {
+            out.stderr_mentions(&[&format!("mounts[{index}] ({dest})")]);
+        }
+        assert!(
+            !rt.state_dir_exists(&id),
+            "{dest}: {id} left behind:\n{out}"
+        );
+        assert!(host_mounts_mentioning(&b.rootfs()).is_empty(), "\n{out}");
+        assert!(host_mounts_mentioning(&host.0).is_empty(), "\n{out}");
+    }
+}

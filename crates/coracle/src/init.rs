@@ -164,7 +164,8 @@ fn prepare(args: &InitArgs<'_>, channel: &Channel) -> Result<CString, InitError>
     build_rootfs(args, &mut placed)?;
     // 5. Host and domain name, session keyring, sysctls.
     set_names(args)?;
-    write_sysctls(cfg)?;
+    let mut proc = ProcHandle::default();
+    write_sysctls(cfg, &mut proc)?;
     // 6. The terminal, on the container's /dev/pts; read-only and masked paths, read-only root.
     if let Some(socket) = args.console {
         crate::console::setup_pty(socket, cfg.process.console_size)?;
@@ -174,9 +175,11 @@ fn prepare(args: &InitArgs<'_>, channel: &Channel) -> Result<CString, InitError>
     //    to a v1 cgroup.procs may take milliseconds: everything above overlapped it); then the
     //    process's own credentials.
     if let Some(adj) = cfg.process.oom_score_adj {
-        std::fs::write("/proc/self/oom_score_adj", adj.to_string()).map_err(sys_err(
-            "process.oomScoreAdj: write /proc/self/oom_score_adj",
-        ))?;
+        proc.get()?
+            .write_self(Path::new("oom_score_adj"), adj.to_string().as_bytes())
+            .map_err(sys_err(
+                "process.oomScoreAdj: write /proc/self/oom_score_adj",
+            ))?;
     }
     placed.wait()?;
     let exe = become_process(
@@ -293,28 +296,32 @@ fn set_names(args: &InitArgs<'_>) -> Result<(), InitError> {
     Ok(())
 }
 
-/// sysctls, through the container's /proc: each file opened through a checked walk and
-/// required to be on procfs (no planted link or mount).
-fn write_sysctls(cfg: &Config) -> Result<(), InitError> {
-    if cfg.sysctl.is_empty() {
-        return Ok(());
-    }
-    let root = rootfs::RootHandle::open(Path::new("/")).map_err(sys_err("open /"))?;
+/// sysctls, through a procfs handle no mount can redirect (CVE-2025-52881): each file opened
+/// beneath it without crossing a mount or following a link, and checked to be on procfs.
+fn write_sysctls(cfg: &Config, proc: &mut ProcHandle) -> Result<(), InitError> {
     for (key, value) in &cfg.sysctl {
-        let path = Path::new("/proc/sys").join(key.replace('.', "/"));
-        let err = || format!("linux.sysctl {key}: write {}", path.display());
-        let fd = root
-            .open_on_fs(
-                &path,
-                nix::fcntl::OFlag::O_WRONLY,
-                nix::sys::statfs::PROC_SUPER_MAGIC,
-            )
-            .map_err(sys_err(err()))?;
-        std::fs::File::from(fd)
-            .write_all(value.as_bytes())
+        let rel = Path::new("sys").join(key.replace('.', "/"));
+        let err = || format!("linux.sysctl {key}: write /proc/{}", rel.display());
+        proc.get()?
+            .write(&rel, value.as_bytes())
             .map_err(sys_err(err()))?;
     }
     Ok(())
+}
+
+/// The container's procfs handle, opened on first use (after the rootfs is set up).
+#[derive(Default)]
+struct ProcHandle(Option<rootfs::Procfs>);
+
+impl ProcHandle {
+    fn get(&mut self) -> Result<&rootfs::Procfs, InitError> {
+        match &mut self.0 {
+            Some(p) => Ok(p),
+            slot => Ok(slot.insert(
+                rootfs::Procfs::open().map_err(sys_err("open a procfs handle for /proc"))?,
+            )),
+        }
+    }
 }
 
 /// The process's own settings, for the init and for exec: resource limits (while we hold every

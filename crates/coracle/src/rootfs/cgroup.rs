@@ -128,6 +128,7 @@ fn mount_v2(
     let target = root
         .open_or_create(&m.destination, Create::Dir)
         .map_err(io_err("create mount point", &shown))?;
+    super::mounts::check_proc_target(target.as_fd(), m, &shown)?;
     let flags = m.options.flags & !(libc::MS_BIND | libc::MS_REC);
     match mount_fd(
         Path::new("cgroup2"),
@@ -186,6 +187,7 @@ fn mount_v1(
     let target = root
         .open_or_create(&m.destination, Create::Dir)
         .map_err(io_err("create mount point", &shown))?;
+    super::mounts::check_proc_target(target.as_fd(), m, &shown)?;
     let tmpfs_flags = libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC;
     mount_fd(
         Path::new("tmpfs"),

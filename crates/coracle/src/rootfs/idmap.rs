@@ -130,20 +130,26 @@ fn open_userns(m: &MountEntry, userns: &IdmapUserns) -> Result<OwnedFd, RootfsEr
                 "",
             ))?;
             let pid = child.pid();
-            std::fs::write(format!("/proc/{pid}/uid_map"), render_mappings(uid)).map_err(
-                idmap_err(
-                    m,
-                    "write uidMappings to the uid_map of the mapping's user namespace",
-                    MAP_HINT,
-                ),
-            )?;
-            std::fs::write(format!("/proc/{pid}/gid_map"), render_mappings(gid)).map_err(
-                idmap_err(
-                    m,
-                    "write gidMappings to the gid_map of the mapping's user namespace",
-                    MAP_HINT,
-                ),
-            )?;
+            // Through a procfs handle, as every write to /proc (CVE-2025-52881).
+            let proc = super::Procfs::open().map_err(idmap_err(m, "open a procfs handle", ""))?;
+            proc.write(
+                Path::new(&format!("{pid}/uid_map")),
+                render_mappings(uid).as_bytes(),
+            )
+            .map_err(idmap_err(
+                m,
+                "write uidMappings to the uid_map of the mapping's user namespace",
+                MAP_HINT,
+            ))?;
+            proc.write(
+                Path::new(&format!("{pid}/gid_map")),
+                render_mappings(gid).as_bytes(),
+            )
+            .map_err(idmap_err(
+                m,
+                "write gidMappings to the gid_map of the mapping's user namespace",
+                MAP_HINT,
+            ))?;
             child
                 .ns_fd()
                 .map_err(idmap_err(m, "open the mapping's user namespace", ""))

@@ -17,6 +17,7 @@ pub mod mountinfo;
 mod mounts;
 pub mod options;
 mod plan;
+pub mod procfs;
 pub mod resolve;
 
 use std::io;
@@ -27,6 +28,7 @@ use nix::fcntl::OFlag;
 
 pub use idmap::{IdmapPlan, IdmapUserns};
 pub use plan::{DeviceKind, DeviceNode, MountEntry, MountKind, RootfsPlan};
+pub use procfs::{Procfs, ProcfsKind};
 pub use resolve::{Create, RootHandle};
 
 use crate::sys::fs::{self as sysfs, MountAttr, MOUNT_ATTR_RDONLY};

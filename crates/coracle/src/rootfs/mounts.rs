@@ -12,6 +12,31 @@ use super::resolve::{Create, RootHandle};
 use super::{io_err, mount_path, mountinfo, setattr, RootfsError, SetupOptions};
 use crate::sys::fs::{self as sysfs, fd_path, MountAttr, AT_RECURSIVE, OPEN_TREE_CLONE};
 
+/// runc's checkProcMount on the resolved destination: a mount point that lies on procfs (the
+/// destination went through a symlink into /proc, or /proc is already mounted there) must be
+/// /proc itself or an entry lxcfs emulates; the plan checked the destination as written.
+pub(super) fn check_proc_target(
+    target: BorrowedFd<'_>,
+    m: &MountEntry,
+    shown: &Path,
+) -> Result<(), RootfsError> {
+    let fs = nix::sys::statfs::fstatfs(target).map_err(|e| io_err("statfs", shown)(e.into()))?;
+    if fs.filesystem_type() == nix::sys::statfs::PROC_SUPER_MAGIC
+        && m.destination != Path::new("/proc")
+        && !super::plan::proc_mount_allowed(&m.destination)
+    {
+        return Err(RootfsError::InvalidMount {
+            index: m.index,
+            destination: m.destination.display().to_string(),
+            reason: format!(
+                "cannot be mounted because it resolves to {} inside /proc",
+                shown.display()
+            ),
+        });
+    }
+    Ok(())
+}
+
 /// Performs one mount of the plan, then its propagation and recursive attributes.
 pub(super) fn mount_entry(
     root: &RootHandle,
@@ -103,6 +128,7 @@ pub(super) fn bind_entry(
     let target = root
         .open_or_create(dest, create)
         .map_err(io_err("create mount point", &shown))?;
+    check_proc_target(target.as_fd(), m, &shown)?;
     let tree = match prepared {
         Some(tree) => super::idmap::attach(m, tree, target.as_fd(), &shown)?,
         None => bind_fd(src, target.as_fd(), recursive, source, &shown)?,
@@ -164,6 +190,7 @@ fn fs_entry(root: &RootHandle, plan: &RootfsPlan, m: &MountEntry) -> Result<Owne
     let target = root
         .open_or_create(&m.destination, Create::Dir)
         .map_err(io_err("create mount point", &shown))?;
+    check_proc_target(target.as_fd(), m, &shown)?;
     let mut flags = m.options.flags;
     if plan.dev_readonly && m.destination == Path::new("/dev") {
         // /dev stays writable until the devices are made; finalize makes it read-only.

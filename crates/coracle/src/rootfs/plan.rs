@@ -125,6 +125,14 @@ const PROC_MOUNT_ALLOWED: [&str; 11] = [
     "/proc/sys/crypto/fips_enabled",
 ];
 
+/// Whether `destination` (clean, absolute) is an entry of /proc that may be a mount
+/// destination ([`PROC_MOUNT_ALLOWED`]).
+pub(super) fn proc_mount_allowed(destination: &Path) -> bool {
+    PROC_MOUNT_ALLOWED
+        .iter()
+        .any(|p| destination == Path::new(p))
+}
+
 /// `/` followed by the clean relative form of `path`.
 fn clean_absolute(path: &Path) -> PathBuf {
     Path::new("/").join(clean_relative(path))
@@ -426,12 +434,13 @@ fn check_mount(
     if options.tmpcopyup && typ != "tmpfs" {
         return Err(bad("tmpcopyup is only for tmpfs".into()));
     }
-    if destination.starts_with("/proc")
-        && destination != Path::new("/proc")
-        && !PROC_MOUNT_ALLOWED
-            .iter()
-            .any(|p| destination == Path::new(p))
-    {
+    if destination == Path::new("/proc") {
+        if !matches!(kind, MountKind::Proc | MountKind::Bind { .. }) {
+            return Err(bad(format!(
+                "only a proc mount or a bind of a procfs may be mounted on /proc, not {typ:?}"
+            )));
+        }
+    } else if destination.starts_with("/proc") && !proc_mount_allowed(&destination) {
         return Err(bad("cannot be mounted because it is inside /proc".into()));
     }
     let source = match (kind, m.source()) {
@@ -617,6 +626,14 @@ mod tests {
             (
                 r#""mounts":[{"destination":"/proc/self/x","type":"tmpfs"}]"#,
                 "mounts[0] (/proc/self/x): cannot be mounted because it is inside /proc",
+            ),
+            (
+                r#""mounts":[{"destination":"/proc/./sys/../sys/kernel","type":"bind","source":"/tmp","options":["bind"]}]"#,
+                "mounts[0] (/proc/./sys/../sys/kernel): cannot be mounted because it is inside /proc",
+            ),
+            (
+                r#""mounts":[{"destination":"/proc","type":"tmpfs"}]"#,
+                "mounts[0] (/proc): only a proc mount or a bind of a procfs may be mounted on /proc, not \"tmpfs\"",
             ),
             (
                 r#""linux":{"rootfsPropagation":"bogus"}"#,
