@@ -39,6 +39,19 @@ fn userns_bundle() -> Bundle {
     b
 }
 
+/// process.oomScoreAdj applies in a new user namespace too (the container process can no longer
+/// write its own /proc/self/oom_score_adj there).
+#[test]
+fn oom_score_adj_in_a_user_namespace() {
+    let rt = Runtime::new();
+    let mut b = userns_bundle();
+    b.config["process"]["oomScoreAdj"] = serde_json::json!(321);
+    b.sh("echo OOM=$(cat /proc/self/oom_score_adj)");
+    let out = rt.run(&b);
+    out.ok();
+    assert_eq!(out.expect_field("OOM"), "321", "\n{out}");
+}
+
 #[test]
 fn user_namespace_with_mappings() {
     let rt = Runtime::new();

@@ -296,6 +296,14 @@ impl Container {
 
         if config.namespaces.creates(LinuxNamespaceType::User) {
             id_mapper.write(pid, &config.namespaces)?;
+            // The child, non-dumpable in its own user namespace, may not write its own
+            // /proc/self/oom_score_adj any more (its owner is not mapped there): we do, as
+            // root on the host (the child runs nothing of the container's yet).
+            if let Some(adj) = config.process.oom_score_adj {
+                let path = format!("/proc/{pid}/oom_score_adj");
+                std::fs::write(&path, adj.to_string())
+                    .map_err(sys_err(format!("process.oomScoreAdj: write {path}")))?;
+            }
         }
         // The child may start on its namespaces and root filesystem while we put it in its
         // cgroup (the first write to a v1 cgroup.procs takes milliseconds): it waits for

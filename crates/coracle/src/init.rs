@@ -174,7 +174,9 @@ fn prepare(args: &InitArgs<'_>, channel: &Channel) -> Result<CString, InitError>
     // 7. OOM score (while we hold every capability); in the cgroup (the parent's first write
     //    to a v1 cgroup.procs may take milliseconds: everything above overlapped it); then the
     //    process's own credentials.
-    if let Some(adj) = cfg.process.oom_score_adj {
+    //    (In a new user namespace the parent wrote it: our /proc/self files are no longer ours.)
+    let oom = cfg.process.oom_score_adj;
+    if let Some(adj) = oom.filter(|_| !cfg.namespaces.creates(LinuxNamespaceType::User)) {
         proc.get()?
             .write_self(Path::new("oom_score_adj"), adj.to_string().as_bytes())
             .map_err(sys_err(
