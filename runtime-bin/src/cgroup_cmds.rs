@@ -226,7 +226,7 @@ fn update(root: &Path, a: &UpdateArgs) -> Result<()> {
     let container = Container::load(&a.id, root)?;
     if a.l3_cache_schema.is_some() || a.mem_bw_schema.is_some() {
         let rdt = container
-            .config()
+            .config()?
             .linux()
             .as_ref()
             .and_then(|l| l.intel_rdt().as_ref())

@@ -480,7 +480,7 @@ fn exec_process(container: &Container, args: &ExecArgs) -> Result<oci_spec::runt
     if args.command.is_empty() {
         return Err(CliError("exec: no command given (and no --process)".into()));
     }
-    let base = container.config().process().clone().unwrap_or_default();
+    let base = container.config()?.process().clone().unwrap_or_default();
     let mut p = serde_json::to_value(base)?;
     p["args"] = serde_json::json!(args.command);
     p["terminal"] = serde_json::json!(args.tty);

@@ -197,7 +197,15 @@ impl Container {
             },
             init_start_time: 0,
             cgroup: cgroup.clone(),
-            config: config.spec.clone(),
+            config: match config.json.take() {
+                Some(text) => state::StoredConfig::from_json(text),
+                None => state::StoredConfig::from_spec(&config.spec),
+            }
+            .map_err(|source| state::StateError::Parse {
+                path: opts.bundle.join("config.json"),
+                source,
+            })?,
+            hooks: config.spec.hooks().clone(),
             // The cgroup directories about to be made: a create killed while making them
             // leaves a record from which delete can remove them.
             cgroup_pending: cgroup
@@ -430,9 +438,12 @@ impl Container {
         Ok(st)
     }
 
-    /// The bundle's config as it was at create.
-    pub fn config(&self) -> &oci_spec::runtime::Spec {
-        &self.record.config
+    /// The bundle's config as it was at create (parsed from the state on first use).
+    pub fn config(&self) -> Result<&oci_spec::runtime::Spec, Error> {
+        Ok(self
+            .record
+            .config
+            .spec(&self.dir.path().join(state::STATE_FILE))?)
     }
 
     /// Whether a process of this container could open the runtime binary through
@@ -456,11 +467,11 @@ impl Container {
         let own_pid_ns = self.config_namespace(LinuxNamespaceType::Pid) == Some(None);
         !own_pid_ns
             || self.record.ptrace_granted
-            || self
-                .config()
-                .process()
-                .as_ref()
-                .is_some_and(crate::capabilities::names_sys_ptrace)
+            || self.config().map_or(true, |c| {
+                c.process()
+                    .as_ref()
+                    .is_some_and(crate::capabilities::names_sys_ptrace)
+            })
     }
 
     /// Whether the init runs in a user namespace other than ours (unknown: no).
@@ -477,6 +488,7 @@ impl Container {
     /// to join, or `None` for a new one).
     pub(crate) fn config_namespace(&self, kind: LinuxNamespaceType) -> Option<Option<PathBuf>> {
         self.config()
+            .ok()?
             .linux()
             .as_ref()
             .and_then(|l| l.namespaces().as_ref())
@@ -587,7 +599,7 @@ impl Container {
             .map_err(sys_err(format!("remove {}", fifo_path.display())))?;
         // No state.json write: `running` is derived from the FIFO being gone.
         self.record.state.status = Status::Running;
-        let hooks = self.record.config.hooks().as_ref();
+        let hooks = self.record.hooks.as_ref();
         if let Err(e) = hooks::run_all(hooks, hooks::Kind::Poststart, &self.record.state) {
             // As runc: a failed poststart hook stops the container.
             let _ = self.kill(Signal::SIGKILL, false);
@@ -681,7 +693,7 @@ impl Container {
         }
         let mut st = self.record.state.clone();
         st.status = Status::Stopped;
-        let hooks = self.record.config.hooks().clone();
+        let hooks = self.record.hooks.clone();
         self.dir.remove()?;
         if let Err(e) = hooks::run_all(hooks.as_ref(), hooks::Kind::Poststop, &st) {
             // A failed poststop hook does not fail the delete: it is only reported.

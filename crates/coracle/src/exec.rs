@@ -91,7 +91,7 @@ impl Container {
         let setgroups = std::fs::read_to_string(format!("/proc/{}/setgroups", self.init_pid()));
         let allow_setgroups = setgroups.map(|s| s.trim() != "deny").unwrap_or(true);
         let join = self.join_flags();
-        let linux = self.config().linux().as_ref();
+        let linux = self.config()?.linux().as_ref();
         let seccomp = match linux {
             Some(l) => crate::spec::compile_seccomp(l)?,
             None => None,
@@ -99,7 +99,7 @@ impl Container {
         let cgroup = self.cgroup().clone();
         let clone_target = cgroup.clone_target();
         let join_for_children = self.join_flags_for_children();
-        let spec = self.config().clone();
+        let spec = self.config()?.clone();
         let state = self.state()?;
         let init_pid = self.init_pid();
         let locked = hold_lock.then_some(self);
@@ -240,10 +240,12 @@ impl Container {
             })
     }
 
-    /// The namespace types of the container's config.
+    /// The namespace types of the container's config (none when it cannot be read: `exec`
+    /// reads it first and fails then).
     fn config_namespaces(&self) -> impl Iterator<Item = LinuxNamespaceType> + '_ {
         self.config()
-            .linux()
+            .ok()
+            .and_then(|c| c.linux().as_ref())
             .as_ref()
             .and_then(|l| l.namespaces().as_ref())
             .into_iter()

@@ -198,6 +198,9 @@ pub struct Config {
     pub sysctl: Vec<(String, String)>,
     /// `linux.seccomp`, compiled.
     pub seccomp: Option<crate::seccomp::Program>,
+    /// The text of config.json as read ([`Config::load`]; `None` when made from a [`Spec`]),
+    /// kept in the container's state as it is.
+    pub json: Option<String>,
 }
 
 impl Config {
@@ -217,7 +220,10 @@ impl Config {
             field,
             source,
         })?;
-        Self::from_spec(spec, &bundle)
+        let mut config = Self::from_spec(spec, &bundle)?;
+        // It parsed, so it is UTF-8 JSON.
+        config.json = String::from_utf8(text).ok();
+        Ok(config)
     }
 
     /// Checks `spec`, whose relative paths are relative to `bundle`.
@@ -302,6 +308,7 @@ impl Config {
             domainname,
             sysctl,
             seccomp,
+            json: None,
             spec,
         })
     }

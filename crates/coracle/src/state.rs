@@ -134,8 +134,12 @@ pub struct Record {
     pub init_start_time: u64,
     /// The container's cgroup.
     pub cgroup: Cgroup,
-    /// The bundle's config as it was at create (the defaults of `exec`).
-    pub config: oci_spec::runtime::Spec,
+    /// The bundle's config as it was at create (the defaults of `exec`), kept as JSON text
+    /// and parsed only by the commands that need it.
+    pub config: StoredConfig,
+    /// The config's hooks (`start` and `delete` run some, without parsing the whole config).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hooks: Option<oci_spec::runtime::Hooks>,
     /// cgroup directories `create` was about to make (cleared once it recorded the cgroup).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub cgroup_pending: Vec<std::path::PathBuf>,
@@ -144,6 +148,60 @@ pub struct Record {
     /// /proc/PID/exe of a non-dumpable runtime process that joins it.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub ptrace_granted: bool,
+}
+
+/// A container's config kept as the JSON text it was read from: written to and read from
+/// state.json without a pass over its structure, parsed on first use.
+#[derive(Debug, Clone)]
+pub struct StoredConfig {
+    raw: Box<serde_json::value::RawValue>,
+    parsed: std::cell::OnceCell<oci_spec::runtime::Spec>,
+}
+
+impl StoredConfig {
+    /// From the text of a config.json (which must be JSON).
+    pub fn from_json(text: String) -> Result<Self, serde_json::Error> {
+        Ok(Self {
+            raw: serde_json::value::RawValue::from_string(text)?,
+            parsed: std::cell::OnceCell::new(),
+        })
+    }
+
+    /// From a parsed config.
+    pub fn from_spec(spec: &oci_spec::runtime::Spec) -> Result<Self, serde_json::Error> {
+        let raw = serde_json::value::to_raw_value(spec)?;
+        Ok(Self {
+            raw,
+            parsed: std::cell::OnceCell::from(spec.clone()),
+        })
+    }
+
+    /// The config, parsed on first use (`path`: the state file, for the error).
+    pub fn spec(&self, path: &Path) -> Result<&oci_spec::runtime::Spec, StateError> {
+        if let Some(spec) = self.parsed.get() {
+            return Ok(spec);
+        }
+        let spec = serde_json::from_str(self.raw.get()).map_err(|source| StateError::Parse {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Ok(self.parsed.get_or_init(|| spec))
+    }
+}
+
+impl Serialize for StoredConfig {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        self.raw.serialize(s)
+    }
+}
+
+impl<'de> Deserialize<'de> for StoredConfig {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        Ok(Self {
+            raw: Box::<serde_json::value::RawValue>::deserialize(d)?,
+            parsed: std::cell::OnceCell::new(),
+        })
+    }
 }
 
 /// The file names inside a container's directory.
@@ -418,6 +476,21 @@ fn rfc3339(secs: u64, nanos: u32) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn stored_config_keeps_the_text_and_parses_on_demand() {
+        let text = r#"{"ociVersion":"1.0.2","root":{"path":"rootfs"},"hostname":"h"}"#;
+        let c = StoredConfig::from_json(text.to_string()).unwrap();
+        let out = serde_json::to_string(&c).unwrap();
+        assert_eq!(out, text);
+        let back: StoredConfig = serde_json::from_str(&out).unwrap();
+        let spec = back.spec(Path::new("/x/state.json")).unwrap();
+        assert_eq!(spec.hostname().as_deref(), Some("h"));
+        // Valid JSON that is no config: an error naming the state file, not a panic.
+        let bad: StoredConfig = serde_json::from_str(r#"{"root":42}"#).unwrap();
+        let e = bad.spec(Path::new("/x/state.json")).unwrap_err();
+        assert!(e.to_string().contains("/x/state.json"), "{e}");
+    }
 
     #[test]
     fn ids() {

@@ -132,7 +132,7 @@ impl Container {
                 )
             }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(self
-                .config()
+                .config()?
                 .linux()
                 .as_ref()
                 .and_then(|l| l.resources().clone())
