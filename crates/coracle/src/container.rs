@@ -258,10 +258,21 @@ impl Container {
         failpoint("after-cgroup-record");
 
         let (parent_end, child_end) = sync::pair().map_err(ContainerError::from)?;
-        let clone_target = if in_cgroup {
-            cgroup.clone_target()
+        // The child joins its cgroup by itself (no cgroup.procs write, see `Cgroup::self_join`),
+        // unless prestart/createRuntime hooks, run by us, must find it there first.
+        let runtime_hooks = config.spec.hooks().as_ref().is_some_and(|h| {
+            [hooks::Kind::Prestart, hooks::Kind::CreateRuntime]
+                .iter()
+                .any(|k| !k.select(h).is_empty())
+        });
+        let self_join = in_cgroup && !runtime_hooks;
+        let (clone_target, cgroup_tasks) = if self_join {
+            let j = cgroup.self_join()?;
+            (j.clone_into, j.tasks)
+        } else if in_cgroup {
+            (cgroup.clone_target(), Vec::new())
         } else {
-            None
+            (None, Vec::new())
         };
         let id_mapper = IdMapper::for_config(&config.namespaces);
         let for_children = ForChildren::for_create(&config)?;
@@ -288,6 +299,7 @@ impl Container {
                     console: console.child.as_ref(),
                     preserve_fds: opts.preserve_fds + opts.listen_fds,
                     cgroup_dirs,
+                    cgroup_tasks: &cgroup_tasks,
                 };
                 let code = init::run(args, child_end);
                 sysproc::exit_now(code)
@@ -320,7 +332,8 @@ impl Container {
             .send(&Message::Go)
             .map_err(ContainerError::from)?;
         failpoint("after-go");
-        if clone_target.is_none() && in_cgroup {
+        drop(cgroup_tasks);
+        if in_cgroup && !self_join && clone_target.is_none() {
             cgroup.add_pid(pid)?;
         }
         failpoint("after-id-maps");

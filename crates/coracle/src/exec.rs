@@ -97,7 +97,19 @@ impl Container {
             None => None,
         };
         let cgroup = self.cgroup().clone();
-        let clone_target = cgroup.clone_target();
+        // Root's process joins the cgroup by itself (no cgroup.procs write, see
+        // `Cgroup::self_join`); a nested one is placed by us.
+        let rootful = nix::unistd::geteuid().is_root();
+        let self_join = if rootful {
+            cgroup.self_join().ok()
+        } else {
+            None
+        };
+        let self_joined = self_join.is_some();
+        let (clone_target, cgroup_tasks) = match self_join {
+            Some(j) => (j.clone_into, j.tasks),
+            None => (cgroup.clone_target(), Vec::new()),
+        };
         let join_for_children = self.join_flags_for_children();
         let spec = self.config()?.clone();
         let state = self.state()?;
@@ -134,6 +146,7 @@ impl Container {
                     seccomp: seccomp.as_ref(),
                     nested,
                     join_for_children,
+                    cgroup_tasks: &cgroup_tasks,
                 };
                 sysproc::exit_now(init::run_exec(args, child_end))
             }
@@ -178,7 +191,8 @@ impl Container {
             let _ = sysproc::pidfd_wait(pidfd.as_fd(), false);
             e
         };
-        if clone_target.is_none() {
+        drop(cgroup_tasks);
+        if !self_joined && clone_target.is_none() {
             match cgroup.add_pid(pid) {
                 Ok(()) => {}
                 // Without root, a container may have no cgroup of its own (rootless).

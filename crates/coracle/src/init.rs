@@ -91,6 +91,9 @@ pub(crate) struct InitArgs<'a> {
     /// The container's cgroup directories (one per hierarchy) the parent is moving us into,
     /// when it makes them: without a cgroup namespace, cgroup mounts then need not wait.
     pub cgroup_dirs: Option<Vec<std::path::PathBuf>>,
+    /// The v1 `tasks` files to join the container's cgroup by ourselves (see
+    /// [`crate::cgroups::SelfJoin`]); empty when the parent places us.
+    pub cgroup_tasks: &'a [std::os::fd::OwnedFd],
 }
 
 /// Runs the container process; returns only an exit code for `_exit` when something failed.
@@ -128,6 +131,9 @@ pub(crate) fn error_chain(e: &dyn std::error::Error) -> String {
 /// Steps 1-12: everything that can fail in a way `create` must report.
 fn prepare(args: &InitArgs<'_>, channel: &Channel) -> Result<CString, InitError> {
     let cfg = args.config;
+    // 0. Into the container's v1 cgroups, by ourselves while we have one thread.
+    crate::cgroups::join_v1_tasks(args.cgroup_tasks)
+        .map_err(sys_err("join the container's cgroups (v1 tasks)"))?;
     // 1. Never expose the runtime binary through /proc/PID/exe to the container (CVE-2019-5736);
     //    execve resets this for the user's program. With a new user namespace only after the
     //    parent wrote our id maps: /proc/PID/uid_map of a non-dumpable process belongs to root,
@@ -539,6 +545,9 @@ pub(crate) struct ExecInitArgs<'a> {
     pub nested: bool,
     /// For a nested exec: the container's pid and time namespaces (those it has of its own).
     pub join_for_children: nix::sched::CloneFlags,
+    /// The v1 `tasks` files to join the container's cgroup by ourselves (see
+    /// [`crate::cgroups::SelfJoin`]); empty when the parent places us.
+    pub cgroup_tasks: &'a [std::os::fd::OwnedFd],
 }
 
 /// Runs a process exec'ed into a container; returns only an exit code when it failed (the
@@ -565,9 +574,12 @@ pub(crate) fn run_exec(mut args: ExecInitArgs<'_>, channel: Channel) -> i32 {
 /// The steps of an exec'ed process; returns only on failure.
 fn exec_steps(args: &ExecInitArgs<'_>, channel: &Channel) -> InitError {
     let run = || -> Result<CString, InitError> {
-        // 1. Non-dumpable before we enter the container, until execve (CVE-2019-5736).
+        // 1. Non-dumpable before we enter the container, until execve (CVE-2019-5736); into
+        //    the container's v1 cgroups by ourselves (while we have one thread), or
+        // 2. wait until the parent has put us in the container's cgroup.
         sys::process::set_dumpable(false).map_err(sys_err("prctl(PR_SET_DUMPABLE)"))?;
-        // 2. Wait until the parent has put us in the container's cgroup.
+        crate::cgroups::join_v1_tasks(args.cgroup_tasks)
+            .map_err(sys_err("join the container's cgroups (v1 tasks)"))?;
         match channel.expect(&Message::Go, Some(Duration::from_secs(60))) {
             Ok(()) => {}
             Err(ExpectError::Sync(e)) => return Err(e.into()),

@@ -157,7 +157,25 @@ impl Channel {
         &self,
         expected: &'static str,
     ) -> Result<(Message, Option<OwnedFd>), SyncError> {
-        let mut buf = vec![0u8; 64 * 1024];
+        // The message's length first (a peek with MSG_TRUNC returns it whole; 0 is the end),
+        // then a buffer of just that size.
+        let len = loop {
+            match socket::recv(
+                std::os::fd::AsRawFd::as_raw_fd(&self.fd),
+                &mut [],
+                socket::MsgFlags::MSG_PEEK | socket::MsgFlags::MSG_TRUNC,
+            ) {
+                Ok(n) => break n,
+                // A peer that exited with a message of ours unread leaves ECONNRESET, reported
+                // once before what it sent us: read on (the end then reads as 0).
+                Err(nix::Error::EINTR | nix::Error::ECONNRESET) => continue,
+                Err(source) => return Err(SyncError::Socket { op: "recv", source }),
+            }
+        };
+        if len == 0 {
+            return Err(SyncError::Eof { expected });
+        }
+        let mut buf = vec![0u8; len];
         let mut space = nix::cmsg_space!([std::os::fd::RawFd; 1]);
         let (n, fd) = loop {
             let mut iov = [std::io::IoSliceMut::new(&mut buf)];
@@ -185,7 +203,7 @@ impl Channel {
                     }
                     break (msg.bytes, fd);
                 }
-                Err(nix::Error::EINTR) => continue,
+                Err(nix::Error::EINTR | nix::Error::ECONNRESET) => continue,
                 Err(source) => {
                     return Err(SyncError::Socket {
                         op: "recvmsg",
@@ -250,6 +268,24 @@ pub enum ExpectError {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn message_of_a_peer_gone_with_ours_unread() {
+        // The peer exits with our message unread: the kernel reports ECONNRESET once, before
+        // the message the peer sent; then the end.
+        let (a, b) = pair().unwrap();
+        b.send(&Message::Error("failed".into())).unwrap();
+        a.send(&Message::Placed).unwrap();
+        drop(b);
+        assert!(matches!(
+            a.recv("Ready", Some(Duration::from_secs(1))),
+            Ok(Message::Error(t)) if t == "failed"
+        ));
+        assert!(matches!(
+            a.recv("Ready", Some(Duration::from_secs(1))),
+            Err(SyncError::Eof { .. })
+        ));
+    }
 
     #[test]
     fn round_trip_and_order() {

@@ -59,14 +59,19 @@ impl V2Cgroup {
 
     /// An `O_PATH` fd of the container's cgroup directory, for `clone3(CLONE_INTO_CGROUP)`.
     pub fn open_dir(&self) -> Result<OwnedFd, CgroupError> {
+        Self::open_path(&self.path)
+    }
+
+    /// An `O_PATH|O_DIRECTORY` fd of the cgroup2 directory `path`.
+    pub fn open_path(path: &Path) -> Result<OwnedFd, CgroupError> {
         std::fs::OpenOptions::new()
             .read(true)
             .custom_flags(libc::O_PATH | libc::O_DIRECTORY)
-            .open(&self.path)
+            .open(path)
             .map(OwnedFd::from)
             .map_err(|source| CgroupError::Io {
                 op: "open",
-                path: self.path.clone(),
+                path: path.to_path_buf(),
                 source,
             })
     }
