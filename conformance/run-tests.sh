@@ -43,6 +43,14 @@ cargo build --workspace
 say "cargo test (unit + conformance)"
 cargo test --workspace --no-fail-fast
 
+# Every fuzz target for a bounded time (FUZZ_SECONDS each, default 60); CORACLE_SKIP_FUZZ=1 skips.
+if [ "${CORACLE_SKIP_FUZZ:-0}" = 1 ]; then
+    say "SKIPPED: fuzzing (CORACLE_SKIP_FUZZ=1)"
+else
+    say "fuzzing: every target in fuzz/ for ${FUZZ_SECONDS:-60} s"
+    conformance/fuzz.sh
+fi
+
 # The cgroup tests again on a pure cgroup v2 host: a small VM (this machine is v1/hybrid).
 vm=${CGROUP2_VM_SCRIPT:-$PWD/../shared/vm/run-in-cgroup2-vm.sh}
 [ -x "$vm" ] || vm=/work/shared/vm/run-in-cgroup2-vm.sh
