@@ -702,3 +702,36 @@ fn start_after_the_init_died_fails_fast() {
     rt.delete(&id).ok();
     assert_nothing_left(&rt, &id, &b);
 }
+
+/// Output to a reader that went away (`coracle state ID | head -c1`) ends the command quietly,
+/// with no panic (Rust ignores SIGPIPE: a plain println! would panic on EPIPE).
+#[test]
+fn output_to_a_closed_pipe_is_no_panic() {
+    let rt = Runtime::new();
+    let mut b = Bundle::new();
+    b.args(&["sleep", "1000"]);
+    let id = rt.run_detached(&b);
+    for args in [vec!["state", id.as_str()], vec!["list", "--format", "json"]] {
+        let mut child = Command::new(rt.bin())
+            .args(rt.global_args())
+            .args(&args)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("spawn");
+        // Close the reading end before the runtime writes.
+        drop(child.stdout.take());
+        let out = child.wait_with_output().expect("wait");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            !stderr.contains("panicked"),
+            "{args:?} panicked on a closed stdout:\n{stderr}"
+        );
+        assert!(
+            out.status.success(),
+            "{args:?} on a closed stdout: {:?}\n{stderr}",
+            out.status
+        );
+    }
+    rt.delete_force(&id).ok();
+}

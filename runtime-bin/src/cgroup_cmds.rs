@@ -1,6 +1,6 @@
 //! The cgroup commands: pause, resume, update, ps, events (runc's flags and output).
 
-use std::io::{Read, Write};
+use std::io::Read;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -265,7 +265,7 @@ fn pid_column(header: &str) -> Option<usize> {
 fn ps(root: &Path, id: &str, format: &str, ps_args: &[String]) -> Result<()> {
     let pids = Container::load(id, root)?.processes()?;
     if format == "json" {
-        println!("{}", serde_json::to_string(&pids)?);
+        crate::out_line(&serde_json::to_string(&pids)?)?;
         return Ok(());
     }
     let args: Vec<String> = if ps_args.is_empty() {
@@ -290,15 +290,14 @@ fn ps(root: &Path, id: &str, format: &str, ps_args: &[String]) -> Result<()> {
     let header = lines.next().unwrap_or_default();
     let col = pid_column(header)
         .ok_or_else(|| CliError("couldn't find PID field in ps output".into()))?;
-    let mut stdout = std::io::stdout().lock();
-    writeln!(stdout, "{header}")?;
+    crate::out_line(header)?;
     for line in lines.filter(|l| !l.is_empty()) {
         let pid = line
             .split_whitespace()
             .nth(col)
             .and_then(|p| p.parse::<i32>().ok());
         if pid.is_some_and(|p| pids.contains(&p)) {
-            writeln!(stdout, "{line}")?;
+            crate::out_line(line)?;
         }
     }
     Ok(())
@@ -336,10 +335,7 @@ pub fn parse_duration(s: &str) -> Option<Duration> {
 }
 
 fn print_event(e: &Event) -> Result<()> {
-    let mut out = std::io::stdout().lock();
-    writeln!(out, "{}", serde_json::to_string(e)?)?;
-    out.flush()?;
-    Ok(())
+    crate::out_line(&serde_json::to_string(e)?)
 }
 
 fn events(root: &Path, id: &str, interval: &str, stats_once: bool) -> Result<()> {

@@ -259,9 +259,12 @@ fn main() -> ExitCode {
 
 fn run(cli: &Cli) -> Result<u8> {
     if cli.version {
-        println!("coracle version {}", env!("CARGO_PKG_VERSION"));
-        println!("commit: {}", env!("CORACLE_COMMIT"));
-        println!("spec: {}", coracle::OCI_VERSION);
+        out_line(&format!(
+            "coracle version {}\ncommit: {}\nspec: {}",
+            env!("CARGO_PKG_VERSION"),
+            env!("CORACLE_COMMIT"),
+            coracle::OCI_VERSION
+        ))?;
         return Ok(0);
     }
     if cli.systemd_cgroup {
@@ -304,9 +307,17 @@ fn run(cli: &Cli) -> Result<u8> {
 }
 
 fn print_json<T: serde::Serialize>(value: &T) -> Result<()> {
-    let text = serde_json::to_string_pretty(value)?;
-    println!("{text}");
-    Ok(())
+    out_line(&serde_json::to_string_pretty(value)?)
+}
+
+/// Writes `text` and a newline to stdout; a reader that went away (EPIPE, as under `| head`)
+/// ends the program quietly, as SIGPIPE ends a C or Go one, instead of failing or panicking.
+pub(crate) fn out_line(text: &str) -> Result<()> {
+    let mut out = std::io::stdout().lock();
+    match writeln!(out, "{text}").and_then(|()| out.flush()) {
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => std::process::exit(0),
+        r => Ok(r?),
+    }
 }
 
 /// Parses TERM, SIGTERM, term or 15.
@@ -332,13 +343,12 @@ fn list(root: &Path, format: &str, quiet: bool) -> Result<()> {
             states.push(st);
         }
     }
-    let mut out = std::io::stdout().lock();
     if quiet {
         for st in &states {
-            writeln!(out, "{}", st.id)?;
+            out_line(&st.id)?;
         }
     } else if format == "json" {
-        writeln!(out, "{}", serde_json::to_string(&states)?)?;
+        out_line(&serde_json::to_string(&states)?)?;
     } else {
         let rows: Vec<[String; 6]> = states
             .iter()
@@ -370,7 +380,7 @@ fn list(root: &Path, format: &str, quiet: bool) -> Result<()> {
                 .zip(widths)
                 .map(|(c, w)| format!("{c:<w$}"))
                 .collect();
-            writeln!(out, "{}", line.join("   ").trim_end())?;
+            out_line(line.join("   ").trim_end())?;
         }
     }
     Ok(())
