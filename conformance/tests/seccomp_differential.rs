@@ -35,62 +35,12 @@ fn build_probe(dir: &Path) -> Option<PathBuf> {
 /// Docker's default profile (the copy the seccomp unit tests use), for x86_64, converted to
 /// the OCI form as dockerd does with its default capabilities.
 fn docker_default() -> Value {
+    use coracle::seccomp::docker::{to_oci, DockerArch, KernelVersion, DEFAULT_CAPS};
     let path = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("../crates/coracle/src/seccomp/testdata/docker-default.json");
     let d: Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
-    let caps = [
-        "CAP_CHOWN",
-        "CAP_DAC_OVERRIDE",
-        "CAP_FSETID",
-        "CAP_FOWNER",
-        "CAP_MKNOD",
-        "CAP_NET_RAW",
-        "CAP_SETGID",
-        "CAP_SETUID",
-        "CAP_SETFCAP",
-        "CAP_SETPCAP",
-        "CAP_NET_BIND_SERVICE",
-        "CAP_SYS_CHROOT",
-        "CAP_KILL",
-        "CAP_AUDIT_WRITE",
-    ];
-    fn has(v: &Value) -> Vec<&str> {
-        v.as_array()
-            .map(|a| a.iter().filter_map(Value::as_str).collect())
-            .unwrap_or_default()
-    }
-    let mut syscalls = Vec::new();
-    for s in d["syscalls"].as_array().unwrap() {
-        let inc_caps = has(&s["includes"]["caps"]);
-        let inc_arch = has(&s["includes"]["arches"]);
-        let exc_caps = has(&s["excludes"]["caps"]);
-        if !inc_caps.iter().all(|c| caps.contains(c)) {
-            continue;
-        }
-        if !inc_arch.is_empty() && !inc_arch.iter().any(|a| *a == "amd64" || *a == "x86_64") {
-            continue;
-        }
-        if exc_caps.iter().any(|c| caps.contains(c)) {
-            continue;
-        }
-        let mut e = json!({"names": s["names"], "action": s["action"]});
-        if !s["args"].is_null() {
-            e["args"] = s["args"].clone();
-        }
-        if !s["errnoRet"].is_null() {
-            e["errnoRet"] = s["errnoRet"].clone();
-        }
-        syscalls.push(e);
-    }
-    let mut p = json!({
-        "defaultAction": d["defaultAction"],
-        "architectures": ["SCMP_ARCH_X86_64", "SCMP_ARCH_X86", "SCMP_ARCH_X32"],
-        "syscalls": syscalls,
-    });
-    if !d["defaultErrnoRet"].is_null() {
-        p["defaultErrnoRet"] = d["defaultErrnoRet"].clone();
-    }
-    p
+    let kernel = KernelVersion::running().unwrap();
+    to_oci(&d, DockerArch::AMD64, DEFAULT_CAPS, kernel).unwrap()
 }
 
 /// A profile that allows by default and gives each probed call another fate: errno values,

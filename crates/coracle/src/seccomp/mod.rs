@@ -18,10 +18,14 @@
 //! hold decides; conditions on the same argument twice become alternatives (OR); on a 32-bit ABI
 //! only the low 32 bits of an argument are compared; `SCMP_CMP_MASKED_EQ` is
 //! `(arg & value) == valueTwo`.
+//!
+//! [`docker`] converts Docker's profile format (`archMap`, `includes`/`excludes`) to the OCI
+//! form, as dockerd does before it calls a runtime.
 
 mod abi;
 pub mod bpf;
 mod compile;
+pub mod docker;
 pub mod model;
 mod notify;
 mod tables;

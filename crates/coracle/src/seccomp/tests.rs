@@ -430,95 +430,18 @@ fn long_chains_and_many_conditions() {
     assert_eq!(prog.evaluate(&call(Abi::X86_64, "read", [40; 6])), TRAP);
 }
 
-/// Docker's default capabilities (the bounding set dockerd gives a container).
-const DOCKER_CAPS: &[&str] = &[
-    "CAP_CHOWN",
-    "CAP_DAC_OVERRIDE",
-    "CAP_FSETID",
-    "CAP_FOWNER",
-    "CAP_MKNOD",
-    "CAP_NET_RAW",
-    "CAP_SETGID",
-    "CAP_SETUID",
-    "CAP_SETFCAP",
-    "CAP_SETPCAP",
-    "CAP_NET_BIND_SERVICE",
-    "CAP_SYS_CHROOT",
-    "CAP_KILL",
-    "CAP_AUDIT_WRITE",
-];
-
-fn kernel_at_least(version: &str) -> bool {
-    let release = nix::sys::utsname::uname().unwrap();
-    let parse = |s: &str| -> Vec<u32> {
-        s.split(|c: char| !c.is_ascii_digit())
-            .take(2)
-            .map(|p| p.parse().unwrap_or(0))
-            .collect()
-    };
-    parse(release.release().to_str().unwrap()) >= parse(version)
-}
-
-/// dockerd's conversion of its profile format to OCI (`setupSeccomp`), for x86_64 and `caps`.
-fn docker_to_oci(docker: &Value, caps: &[&str]) -> Value {
-    let (arch, scmp_arch) = ("amd64", "SCMP_ARCH_X86_64");
-    let has = |list: &Value, x: &str| {
-        list.as_array()
-            .is_some_and(|l| l.iter().any(|v| v.as_str() == Some(x)))
-    };
-    let nonempty = |v: &Value| v.as_array().is_some_and(|l| !l.is_empty());
-    let mut archs: Vec<Value> = Vec::new();
-    for m in docker["archMap"].as_array().unwrap() {
-        if m["architecture"] == scmp_arch {
-            archs.push(m["architecture"].clone());
-            archs.extend(m["subArchitectures"].as_array().unwrap().iter().cloned());
-        }
-    }
-    let mut syscalls = Vec::new();
-    for call in docker["syscalls"].as_array().unwrap() {
-        let (inc, exc) = (&call["includes"], &call["excludes"]);
-        if has(&exc["arches"], arch)
-            || exc["caps"]
-                .as_array()
-                .is_some_and(|l| l.iter().any(|c| caps.contains(&c.as_str().unwrap())))
-            || exc["minKernel"].as_str().is_some_and(kernel_at_least)
-            || (nonempty(&inc["arches"]) && !has(&inc["arches"], arch))
-            || inc["caps"]
-                .as_array()
-                .is_some_and(|l| l.iter().any(|c| !caps.contains(&c.as_str().unwrap())))
-            || inc["minKernel"]
-                .as_str()
-                .is_some_and(|k| !kernel_at_least(k))
-        {
-            continue;
-        }
-        let names = match call.get("name") {
-            Some(n) => json!([n]),
-            None => call["names"].clone(),
-        };
-        let mut c = json!({"names": names, "action": call["action"]});
-        if let Some(e) = call.get("errnoRet") {
-            c["errnoRet"] = e.clone();
-        }
-        if nonempty(&call["args"]) {
-            c["args"] = call["args"].clone();
-        }
-        syscalls.push(c);
-    }
-    let mut oci = json!({
-        "defaultAction": docker["defaultAction"],
-        "architectures": archs,
-        "syscalls": syscalls
-    });
-    if let Some(e) = docker.get("defaultErrnoRet") {
-        oci["defaultErrnoRet"] = e.clone();
-    }
-    oci
-}
-
+/// Docker's default profile as dockerd hands it to a runtime on x86_64 with its default caps.
 fn docker_default() -> LinuxSeccomp {
     let docker: Value = serde_json::from_str(include_str!("testdata/docker-default.json")).unwrap();
-    profile(docker_to_oci(&docker, DOCKER_CAPS))
+    let kernel = docker::KernelVersion::running().unwrap();
+    let oci = docker::to_oci(
+        &docker,
+        docker::DockerArch::AMD64,
+        docker::DEFAULT_CAPS,
+        kernel,
+    )
+    .unwrap();
+    profile(oci)
 }
 
 #[test]
