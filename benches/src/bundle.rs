@@ -86,8 +86,7 @@ pub fn write_bundle(
     cgroups_path: &str,
 ) -> io::Result<()> {
     fs::create_dir_all(bundle)?;
-    let mut spec: serde_json::Value =
-        serde_json::from_str(SPEC_TEMPLATE).map_err(io::Error::other)?;
+    let mut spec = spec_template();
     spec["process"]["args"] = serde_json::json!(args);
     spec["root"]["path"] = serde_json::json!(rootfs);
     spec["linux"]["cgroupsPath"] = serde_json::json!(cgroups_path);
@@ -95,49 +94,19 @@ pub fn write_bundle(
     fs::write(bundle.join("config.json"), text)
 }
 
-/// `runc spec` (runc 1.1) with `"terminal": false`.
-const SPEC_TEMPLATE: &str = r#"{
-  "ociVersion": "1.0.2-dev",
-  "process": {
-    "terminal": false,
-    "user": {"uid": 0, "gid": 0},
-    "args": ["sh"],
-    "env": ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "TERM=xterm"],
-    "cwd": "/",
-    "capabilities": {
-      "bounding": ["CAP_AUDIT_WRITE", "CAP_KILL", "CAP_NET_BIND_SERVICE"],
-      "effective": ["CAP_AUDIT_WRITE", "CAP_KILL", "CAP_NET_BIND_SERVICE"],
-      "permitted": ["CAP_AUDIT_WRITE", "CAP_KILL", "CAP_NET_BIND_SERVICE"],
-      "ambient": ["CAP_AUDIT_WRITE", "CAP_KILL", "CAP_NET_BIND_SERVICE"]
-    },
-    "rlimits": [{"type": "RLIMIT_NOFILE", "hard": 1024, "soft": 1024}],
-    "noNewPrivileges": true
-  },
-  "root": {"path": "rootfs", "readonly": true},
-  "hostname": "runc",
-  "mounts": [
-    {"destination": "/proc", "type": "proc", "source": "proc"},
-    {"destination": "/dev", "type": "tmpfs", "source": "tmpfs",
-     "options": ["nosuid", "strictatime", "mode=755", "size=65536k"]},
-    {"destination": "/dev/pts", "type": "devpts", "source": "devpts",
-     "options": ["nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620", "gid=5"]},
-    {"destination": "/dev/shm", "type": "tmpfs", "source": "shm",
-     "options": ["nosuid", "noexec", "nodev", "mode=1777", "size=65536k"]},
-    {"destination": "/dev/mqueue", "type": "mqueue", "source": "mqueue",
-     "options": ["nosuid", "noexec", "nodev"]},
-    {"destination": "/sys", "type": "sysfs", "source": "sysfs",
-     "options": ["nosuid", "noexec", "nodev", "ro"]},
-    {"destination": "/sys/fs/cgroup", "type": "cgroup", "source": "cgroup",
-     "options": ["nosuid", "noexec", "nodev", "relatime", "ro"]}
-  ],
-  "linux": {
-    "resources": {"devices": [{"allow": false, "access": "rwm"}]},
-    "namespaces": [{"type": "pid"}, {"type": "network"}, {"type": "ipc"}, {"type": "uts"}, {"type": "mount"}],
-    "maskedPaths": ["/proc/acpi", "/proc/asound", "/proc/kcore", "/proc/keys", "/proc/latency_stats",
-      "/proc/timer_list", "/proc/timer_stats", "/proc/sched_debug", "/sys/firmware", "/proc/scsi"],
-    "readonlyPaths": ["/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"]
-  }
-}"#;
+/// `runc spec` (runc 1.1) with `"terminal": false`: `coracle spec` without the cgroup
+/// namespace, with ociVersion 1.0.2-dev, runc's hostname and ambient capabilities.
+fn spec_template() -> serde_json::Value {
+    let mut c = coracle::spec::template(false);
+    c["ociVersion"] = serde_json::json!("1.0.2-dev");
+    c["process"]["terminal"] = serde_json::json!(false);
+    c["process"]["capabilities"]["ambient"] = c["process"]["capabilities"]["bounding"].clone();
+    c["hostname"] = serde_json::json!("runc");
+    if let Some(ns) = c["linux"]["namespaces"].as_array_mut() {
+        ns.retain(|n| n["type"] != "cgroup");
+    }
+    c
+}
 
 #[cfg(test)]
 mod tests {
