@@ -408,3 +408,37 @@ fn exec_into_a_stopped_or_missing_container_fails() {
     rt.exec_in(&id, &[], &["true"]).fails();
     rt.exec_in("no-such-container-here", &[], &["true"]).fails();
 }
+
+/// An exec'ed process is in the container's cgroup on every hierarchy (it joins by itself:
+/// cloned into the cgroup2 directory, `0` written to the v1 `tasks` files), as the host sees it.
+#[test]
+fn exec_process_joins_the_container_cgroups() {
+    let rt = Runtime::new();
+    let mut b = Bundle::new();
+    b.args(&["sleep", "1000"]);
+    let id = rt.run_detached(&b);
+    let init = rt.init_pid(&id);
+    let pid_file = std::env::temp_dir().join(format!("coracle-test-execcg-{id}.pid"));
+    let pf = pid_file.to_str().unwrap().to_string();
+    rt.exec_in(&id, &["--detach", "--pid-file", &pf], &["sleep", "1000"])
+        .ok();
+    let pid = fs::read_to_string(&pid_file).unwrap();
+    let _ = fs::remove_file(&pid_file);
+    let cgroups = |p: &str| {
+        let mut lines: Vec<String> = fs::read_to_string(format!("/proc/{p}/cgroup"))
+            .unwrap()
+            .lines()
+            .map(str::to_string)
+            .collect();
+        lines.sort();
+        lines
+    };
+    let (of_init, of_exec) = (cgroups(&init.to_string()), cgroups(pid.trim()));
+    assert_ne!(
+        of_init,
+        cgroups("self"),
+        "the init is in the runtime's cgroups, not the container's"
+    );
+    assert_eq!(of_exec, of_init, "exec'ed process vs init");
+    rt.delete_force(&id).ok();
+}

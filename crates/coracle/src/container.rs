@@ -277,7 +277,6 @@ impl Container {
         let id_mapper = IdMapper::for_config(&config.namespaces);
         let for_children = ForChildren::for_create(&config)?;
         let flags = u64::from(config.namespaces.clone_flags().bits().cast_unsigned());
-        let cgroup_dirs = in_cgroup.then(|| cgroup.paths().into_iter().map(|(_, p)| p).collect());
         // SAFETY: the runtime is single-threaded (documented requirement of `create`); the child
         // runs `init::run` and leaves with `_exit`, never returning into our caller.
         let cloned = unsafe { sysproc::clone3(flags, clone_target.as_ref().map(|f| f.as_fd())) };
@@ -298,7 +297,7 @@ impl Container {
                             || crate::namespaces::setgroups_allowed_here()),
                     console: console.child.as_ref(),
                     preserve_fds: opts.preserve_fds + opts.listen_fds,
-                    cgroup_dirs,
+                    self_placed: self_join,
                     cgroup_tasks: &cgroup_tasks,
                 };
                 let code = init::run(args, child_end);
@@ -471,10 +470,15 @@ impl Container {
     /// When this is true the caller should run from a binary the container cannot write (the
     /// CLI re-executes from a read-only view of itself, [`crate::sys::fs::reexec_from_readonly_view`]).
     pub fn exec_exposes_runtime(&self) -> bool {
-        if self.status() == Status::Paused {
+        self.exposes_runtime(self.status(), self.has_own_user_ns())
+    }
+
+    /// [`Container::exec_exposes_runtime`] for a known status and user namespace.
+    pub(crate) fn exposes_runtime(&self, status: Status, own_user_ns: bool) -> bool {
+        if status == Status::Paused {
             return true;
         }
-        if self.has_own_user_ns() {
+        if own_user_ns {
             return false;
         }
         let own_pid_ns = self.config_namespace(LinuxNamespaceType::Pid) == Some(None);
@@ -516,9 +520,10 @@ impl Container {
     pub(crate) fn note_ptrace_grant(
         &mut self,
         process: &oci_spec::runtime::Process,
+        own_user_ns: bool,
     ) -> Result<(), Error> {
         if self.record.ptrace_granted
-            || self.has_own_user_ns()
+            || own_user_ns
             || !crate::capabilities::names_sys_ptrace(process)
         {
             return Ok(());

@@ -76,8 +76,12 @@ impl Container {
                 .into())
             }
         }
-        let hold_lock = !self.exec_exposes_runtime();
-        self.note_ptrace_grant(process)?;
+        let own_user_ns = self.has_own_user_ns();
+        let hold_lock = !self.exposes_runtime(status, own_user_ns);
+        self.note_ptrace_grant(process, own_user_ns)?;
+        // Root changes its pid/time namespaces for children before the clone; anyone else may
+        // not, and the child joins them itself and forks once more ("nested").
+        let nested = !nix::unistd::geteuid().is_root();
         let process = ProcessConfig::from_spec(process)?;
         let ends = crate::console::prepare(
             opts.console_socket.as_deref(),
@@ -99,11 +103,10 @@ impl Container {
         let cgroup = self.cgroup().clone();
         // Root's process joins the cgroup by itself (no cgroup.procs write, see
         // `Cgroup::self_join`); a nested one is placed by us.
-        let rootful = nix::unistd::geteuid().is_root();
-        let self_join = if rootful {
-            cgroup.self_join().ok()
-        } else {
+        let self_join = if nested {
             None
+        } else {
+            cgroup.self_join().ok()
         };
         let self_joined = self_join.is_some();
         let (clone_target, cgroup_tasks) = match self_join {
@@ -116,9 +119,6 @@ impl Container {
         let init_pid = self.init_pid();
         let locked = hold_lock.then_some(self);
         let (parent_end, child_end) = sync::pair().map_err(ContainerError::from)?;
-        // Root changes its pid/time namespaces for children before the clone; anyone else may
-        // not, and the child joins them itself and forks once more ("nested").
-        let nested = !nix::unistd::geteuid().is_root();
         let for_children = if nested {
             None
         } else {

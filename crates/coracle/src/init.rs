@@ -88,9 +88,9 @@ pub(crate) struct InitArgs<'a> {
     pub console: Option<&'a std::os::fd::OwnedFd>,
     /// Fds 3 .. 3+preserve_fds stay open across execve.
     pub preserve_fds: u32,
-    /// The container's cgroup directories (one per hierarchy) the parent is moving us into,
-    /// when it makes them: without a cgroup namespace, cgroup mounts then need not wait.
-    pub cgroup_dirs: Option<Vec<std::path::PathBuf>>,
+    /// We join the container's cgroup by ourselves at once (cloned into its cgroup2 directory,
+    /// and [`Self::cgroup_tasks`] written): nothing waits for the parent's placement.
+    pub self_placed: bool,
     /// The v1 `tasks` files to join the container's cgroup by ourselves (see
     /// [`crate::cgroups::SelfJoin`]); empty when the parent places us.
     pub cgroup_tasks: &'a [std::os::fd::OwnedFd],
@@ -272,11 +272,10 @@ fn build_rootfs(args: &InitArgs<'_>, placed: &mut Placement<'_>) -> Result<(), I
         // podman): devices cannot be made with mknod there.
         in_user_ns: ns.has(LinuxNamespaceType::User) || !crate::namespaces::in_initial_user_ns(),
         cgroup_ns: ns.has(LinuxNamespaceType::Cgroup),
-        cgroup_dirs: args.cgroup_dirs.as_deref(),
     };
-    // Without a cgroup namespace and with the cgroup's directories known, cgroup mounts bind
-    // those: no need to be in the cgroup yet.
-    let wait = opts.cgroup_ns || opts.cgroup_dirs.is_none();
+    // Cgroup mounts bind (or, in a cgroup namespace, show) the cgroup we are in: wait for the
+    // parent to place us unless we placed ourselves.
+    let wait = opts.cgroup_ns || !args.self_placed;
     rootfs::setup_with(&cfg.rootfs_plan, opts, || {
         if wait {
             placed.wait()
@@ -574,10 +573,10 @@ pub(crate) fn run_exec(mut args: ExecInitArgs<'_>, channel: Channel) -> i32 {
 /// The steps of an exec'ed process; returns only on failure.
 fn exec_steps(args: &ExecInitArgs<'_>, channel: &Channel) -> InitError {
     let run = || -> Result<CString, InitError> {
-        // 1. Non-dumpable before we enter the container, until execve (CVE-2019-5736); into
-        //    the container's v1 cgroups by ourselves (while we have one thread), or
+        // 1. (Non-dumpable since our clone, until execve: `Container::exec` cleared it around
+        //    clone3, CVE-2019-5736.) Into the container's v1 cgroups by ourselves (while we
+        //    have one thread), or
         // 2. wait until the parent has put us in the container's cgroup.
-        sys::process::set_dumpable(false).map_err(sys_err("prctl(PR_SET_DUMPABLE)"))?;
         crate::cgroups::join_v1_tasks(args.cgroup_tasks)
             .map_err(sys_err("join the container's cgroups (v1 tasks)"))?;
         match channel.expect(&Message::Go, Some(Duration::from_secs(60))) {
@@ -617,7 +616,7 @@ fn exec_steps(args: &ExecInitArgs<'_>, channel: &Channel) -> InitError {
 /// the process that will exec as a sibling (CLONE_PARENT). Returns its pid in the intermediate
 /// child, `None` in the new process.
 fn join_and_fork(args: &ExecInitArgs<'_>, _channel: &Channel) -> Result<Option<i32>, InitError> {
-    sys::process::set_dumpable(false).map_err(sys_err("prctl(PR_SET_DUMPABLE)"))?;
+    // Non-dumpable since our clone (see `exec_steps`); the process we fork inherits it.
     let flags = args.join | args.join_for_children;
     nix::sched::setns(args.init_pidfd, flags)
         .map_err(nix_err("setns to the container's namespaces"))?;

@@ -51,8 +51,6 @@ pub struct Hierarchy {
     pub controllers: String,
     /// The host directory of the process's cgroup in it.
     pub host_dir: PathBuf,
-    /// Where the hierarchy is mounted on the host.
-    pub mount_point: PathBuf,
 }
 
 /// Matches the v1 lines of /proc/self/cgroup with their mounts in mountinfo, in mountinfo's
@@ -79,7 +77,6 @@ pub fn v1_hierarchies(cgroups: &[CgroupLine], mounts: &[MountInfo]) -> Vec<Hiera
             name: name.to_string_lossy().into_owned(),
             controllers: line.controllers.clone(),
             host_dir: m.mount_point.join(rel),
-            mount_point: m.mount_point.clone(),
         });
     }
     out
@@ -93,12 +90,12 @@ fn read(path: &str) -> Result<String, RootfsError> {
 pub(super) fn mount_cgroup(
     root: &RootHandle,
     m: &MountEntry,
-    opts: SetupOptions<'_>,
+    opts: SetupOptions,
 ) -> Result<OwnedFd, RootfsError> {
     let unified = nix::sys::statfs::statfs("/sys/fs/cgroup")
         .is_ok_and(|s| s.filesystem_type() == nix::sys::statfs::CGROUP2_SUPER_MAGIC);
     if m.kind == MountKind::Cgroup2 || unified {
-        mount_v2(root, m, opts)
+        mount_v2(root, m)
     } else {
         mount_v1(root, m, opts)
     }
@@ -110,20 +107,7 @@ fn flag_attr(m: &MountEntry) -> Option<MountAttr> {
     o.bind_attr()
 }
 
-/// The container's directory under the hierarchy mounted at `mount_point`, when the caller
-/// named the container's cgroup directories.
-fn given_dir<'a>(opts: &SetupOptions<'a>, mount_point: &Path) -> Option<&'a Path> {
-    opts.cgroup_dirs?
-        .iter()
-        .find(|d| d.starts_with(mount_point))
-        .map(PathBuf::as_path)
-}
-
-fn mount_v2(
-    root: &RootHandle,
-    m: &MountEntry,
-    opts: SetupOptions<'_>,
-) -> Result<OwnedFd, RootfsError> {
+fn mount_v2(root: &RootHandle, m: &MountEntry) -> Result<OwnedFd, RootfsError> {
     let shown = root.display_path(&m.destination);
     let target = root
         .open_or_create(&m.destination, Create::Dir)
@@ -161,10 +145,7 @@ fn mount_v2(
         });
     };
     let rel = line.path.strip_prefix(&mnt.root).unwrap_or(Path::new(""));
-    let source = match given_dir(&opts, &mnt.mount_point) {
-        Some(dir) => dir.to_path_buf(),
-        None => mnt.mount_point.join(rel),
-    };
+    let source = mnt.mount_point.join(rel);
     let src = nix::fcntl::open(
         &source,
         OFlag::O_PATH | OFlag::O_CLOEXEC,
@@ -178,11 +159,7 @@ fn mount_v2(
     Ok(tree)
 }
 
-fn mount_v1(
-    root: &RootHandle,
-    m: &MountEntry,
-    opts: SetupOptions<'_>,
-) -> Result<OwnedFd, RootfsError> {
+fn mount_v1(root: &RootHandle, m: &MountEntry, opts: SetupOptions) -> Result<OwnedFd, RootfsError> {
     let shown = root.display_path(&m.destination);
     let target = root
         .open_or_create(&m.destination, Create::Dir)
@@ -223,14 +200,13 @@ fn mount_v1(
             root.open_in(&dest, OFlag::O_PATH | OFlag::O_DIRECTORY)
                 .map_err(io_err("open new mount", &sub_shown))?
         } else {
-            let host_dir = given_dir(&opts, &h.mount_point).unwrap_or(&h.host_dir);
             let src = nix::fcntl::open(
-                host_dir,
+                &h.host_dir,
                 OFlag::O_PATH | OFlag::O_CLOEXEC,
                 nix::sys::stat::Mode::empty(),
             )
-            .map_err(|e| io_err("open", host_dir)(e.into()))?;
-            bind_fd(src.as_fd(), sub.as_fd(), true, host_dir, &sub_shown)?
+            .map_err(|e| io_err("open", &h.host_dir)(e.into()))?;
+            bind_fd(src.as_fd(), sub.as_fd(), true, &h.host_dir, &sub_shown)?
         };
         if let Some(attr) = &attr {
             setattr(&top, &sub_shown, false, attr)?;

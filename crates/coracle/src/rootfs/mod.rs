@@ -128,22 +128,19 @@ pub(crate) fn io_err(op: &'static str, path: &Path) -> impl FnOnce(io::Error) ->
 
 /// Options of [`setup`] that come from the command line or the namespaces.
 #[derive(Debug, Clone, Copy, Default)]
-pub struct SetupOptions<'a> {
+pub struct SetupOptions {
     /// `--no-pivot`: move the root with MS_MOVE + chroot instead of pivot_root.
     pub no_pivot: bool,
     /// The container has its own user namespace (devices are bind mounted, not mknod'ed).
     pub in_user_ns: bool,
     /// The container has its own cgroup namespace.
     pub cgroup_ns: bool,
-    /// Without a cgroup namespace: the container's cgroup directories on the host, one per
-    /// hierarchy, bound into `cgroup` mounts (else the ones /proc/self/cgroup names).
-    pub cgroup_dirs: Option<&'a [std::path::PathBuf]>,
 }
 
 /// Runs in the container process, in its new mount namespace: propagation, the mounts, the
 /// devices, /dev symlinks and /dev/pts, then pivot_root (or chroot with `no_pivot`). On return
 /// the process's root and cwd are the container's root.
-pub fn setup(plan: &RootfsPlan, opts: SetupOptions<'_>) -> Result<(), RootfsError> {
+pub fn setup(plan: &RootfsPlan, opts: SetupOptions) -> Result<(), RootfsError> {
     setup_with(plan, opts, || Ok::<(), RootfsError>(()))
 }
 
@@ -151,7 +148,7 @@ pub fn setup(plan: &RootfsPlan, opts: SetupOptions<'_>) -> Result<(), RootfsErro
 /// there, once, what those mounts need first (join the cgroup, unshare the cgroup namespace).
 pub fn setup_with<E: From<RootfsError>>(
     plan: &RootfsPlan,
-    opts: SetupOptions<'_>,
+    opts: SetupOptions,
     mut before_cgroup: impl FnMut() -> Result<(), E>,
 ) -> Result<(), E> {
     let rootfs = plan.rootfs.as_path();

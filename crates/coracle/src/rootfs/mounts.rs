@@ -42,7 +42,7 @@ pub(super) fn mount_entry(
     root: &RootHandle,
     plan: &RootfsPlan,
     m: &MountEntry,
-    opts: SetupOptions<'_>,
+    opts: SetupOptions,
 ) -> Result<(), RootfsError> {
     let top = match m.kind {
         MountKind::Bind { recursive } => bind_entry(root, &m.source, &m.destination, recursive, m)?,
